@@ -1,0 +1,28 @@
+# Two commands: `make lab` opens the workbook, `make test` runs every test.
+# Both create and use .venv/ at the repo root.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+NB     ?= notebooks/02-svm-exitinfo1.ipynb
+
+.PHONY: lab test demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
+	    --nbval-sanitize-with notebooks/sanitize.cfg
+
+bench: $(STAMP)
+	$(PY) bench/bench_decode.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis test-artifacts

@@ -1,0 +1,52 @@
+"""hvmio_lab: how x86 hypervisors handle port-I/O VM exits, to see, touch and measure.
+
+The core (everything importable from here) imports no Jupyter, ipywidgets or matplotlib;
+``hvmio_lab.widgets``, ``hvmio_lab.plots`` and ``hvmio_lab.checks`` sit above it.
+"""
+
+from .devices import AtaDisk, Bus, BusEvent, PmTimer, PostPort, Uart16550
+from .errors import (
+    BusError,
+    DeviceError,
+    ExitInfoError,
+    GuestMemoryError,
+    GuestRunaway,
+    HvmioError,
+    InvalidInstruction,
+    NotAnIoExit,
+    PageFault,
+)
+from .exits import IoAccess, SvmIoExit, VmxIoExit
+from .fields import EXIT_QUALIFICATION, EXITINFO1, INSTRUCTION_INFO, Field, Kind, Layout
+from .machine import Machine, Memory, Registers, StateDiff
+
+__all__ = [
+    "EXITINFO1",
+    "EXIT_QUALIFICATION",
+    "INSTRUCTION_INFO",
+    "AtaDisk",
+    "Bus",
+    "BusError",
+    "BusEvent",
+    "DeviceError",
+    "ExitInfoError",
+    "Field",
+    "GuestMemoryError",
+    "GuestRunaway",
+    "HvmioError",
+    "InvalidInstruction",
+    "IoAccess",
+    "Kind",
+    "Layout",
+    "Machine",
+    "Memory",
+    "NotAnIoExit",
+    "PageFault",
+    "PmTimer",
+    "PostPort",
+    "Registers",
+    "StateDiff",
+    "SvmIoExit",
+    "Uart16550",
+    "VmxIoExit",
+]

@@ -1,0 +1,247 @@
+"""Exit records as the hardware hands them over, and the vendor-neutral access they describe.
+
+``SvmIoExit`` and ``VmxIoExit`` hold raw register values, so a learner can build a malformed
+record and watch it be refused; ``access()`` is where validation happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import ClassVar
+
+from .errors import ExitInfoError
+from .fields import EXIT_QUALIFICATION, EXITINFO1, INSTRUCTION_INFO, SEGMENTS, Row
+
+SIZES = (1, 2, 4)
+ADDRESS_SIZES = (16, 32, 64)
+U64 = (1 << 64) - 1
+MAX_INSTRUCTION_LENGTH = 15  # SDM Vol. 2 §2.3.11: longer encodings raise #GP
+
+
+@dataclass(frozen=True, slots=True)
+class IoAccess:
+    """What the guest asked the I/O bus to do, whichever way it was worked out."""
+
+    port: int
+    size: int
+    is_in: bool
+    string: bool = False
+    rep: bool = False
+    address_size: int | None = None  # None when the record does not carry it
+    segment: str | None = None  # effective segment of a string access, else None
+    immediate: bool | None = None  # port in imm8? None when the record does not say (SVM)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 0xFFFF:
+            raise ExitInfoError(f"IoAccess port must be 0..0xffff, got {self.port!r}")
+        if self.size not in SIZES:
+            raise ExitInfoError(f"IoAccess size must be 1, 2 or 4 bytes, got {self.size!r}")
+        if self.address_size not in (None, *ADDRESS_SIZES):
+            raise ExitInfoError(f"IoAccess address_size must be 16, 32 or 64, got {self.address_size!r}")
+        if self.segment not in (None, *SEGMENTS):
+            raise ExitInfoError(f"IoAccess segment must be one of {SEGMENTS}, got {self.segment!r}")
+
+    @property
+    def mnemonic(self) -> str:
+        return ("in" if self.is_in else "out") + ("s" if self.string else "")
+
+    def __str__(self) -> str:
+        rep = "rep " if self.rep else ""
+        where = f"port {self.port:#06x}"
+        return f"{rep}{self.mnemonic.upper()} {8 * self.size}-bit {where}"
+
+
+def _instruction_length(name: str, length: int) -> int:
+    if not 1 <= length <= MAX_INSTRUCTION_LENGTH:
+        raise ExitInfoError(f"{name} must be 1..15 bytes, got {length}")
+    return length
+
+
+def _check_u64(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U64:
+        raise ExitInfoError(f"{name} must be a 64-bit unsigned integer, got {value!r}")
+
+
+@lru_cache(maxsize=4096)
+def _svm_access(exitinfo1: int) -> IoAccess:
+    f = EXITINFO1.decode(exitinfo1)
+    string = bool(f["STR"])
+    return IoAccess(
+        port=f["PORT"],
+        size=f["SZ"],  # one-hot SZ8/SZ16/SZ32 read as a number is the byte count
+        is_in=bool(f["TYPE"]),
+        string=string,
+        rep=bool(f["REP"]),
+        address_size=16 << (f["A"] >> 1),  # one-hot A16/A32/A64 -> 16, 32, 64
+        segment=SEGMENTS[f["SEG"]] if string else None,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _vmx_access(qualification: int, instruction_info: int | None) -> IoAccess:
+    f = EXIT_QUALIFICATION.decode(qualification)
+    string, immediate, is_in = bool(f["string"]), bool(f["operand encoding"]), bool(f["direction"])
+    if string and immediate:
+        raise ExitInfoError(
+            "exit qualification operand encoding (bit 6) must be 0 (DX) for a string access, got 1"
+        )
+    address_size = segment = None
+    if string and instruction_info is not None:
+        seg_field = INSTRUCTION_INFO.field("segment")
+        if is_in:  # INS always writes ES:(R/E)DI; the manual leaves the segment bits undefined
+            instruction_info &= ~seg_field.mask
+        info = INSTRUCTION_INFO.decode(instruction_info)
+        address_size = ADDRESS_SIZES[info["address size"]]
+        segment = SEGMENTS[info["segment"]]
+    return IoAccess(
+        port=f["port"],
+        size=f["size"] + 1,
+        is_in=is_in,
+        string=string,
+        rep=bool(f["REP"]),
+        address_size=address_size,
+        segment=segment,
+        immediate=immediate,
+    )
+
+
+@dataclass(frozen=True)
+class SvmIoExit:
+    """VMEXIT_IOIO: EXITINFO1 describes the access, EXITINFO2 is the next instruction's RIP."""
+
+    exitinfo1: int
+    exitinfo2: int
+    rip: int
+    vendor: ClassVar[str] = "svm"
+
+    def __post_init__(self) -> None:
+        for name in ("exitinfo1", "exitinfo2", "rip"):
+            _check_u64(name.upper() if name != "rip" else "RIP", getattr(self, name))
+
+    @property
+    def next_rip(self) -> int:
+        return self.exitinfo2
+
+    @property
+    def instruction_length(self) -> int:
+        return _instruction_length("EXITINFO2 − RIP", (self.exitinfo2 - self.rip) & U64)
+
+    def access(self) -> IoAccess:
+        access = _svm_access(self.exitinfo1)
+        _instruction_length("EXITINFO2 − RIP", (self.exitinfo2 - self.rip) & U64)
+        return access
+
+    def describe(self) -> tuple[Row, ...]:
+        length = (self.exitinfo2 - self.rip) & U64
+        ok = 1 <= length <= MAX_INSTRUCTION_LENGTH
+        text = f"next RIP; length {length}" if ok else f"invalid: length {length} not in 1..15"
+        return (*EXITINFO1.describe(self.exitinfo1), Row("63:0", "EXITINFO2", f"{self.exitinfo2:#x}", text, ok))
+
+    @classmethod
+    def from_access(
+        cls,
+        access: IoAccess,
+        rip: int,
+        next_rip: int,
+        address_size: int | None = None,
+        segment: str | None = None,
+    ) -> SvmIoExit:
+        """Encode; ``address_size``/``segment`` fill in what a VMX-derived access may lack."""
+        asize = address_size or access.address_size
+        if asize not in ADDRESS_SIZES:
+            raise ExitInfoError(f"EXITINFO1 A (bits 9:7) needs an address size of 16, 32 or 64, got {asize!r}")
+        seg = segment or access.segment or "ES"
+        exitinfo1 = EXITINFO1.encode(
+            TYPE=access.is_in,
+            STR=access.string,
+            REP=access.rep,
+            SZ=access.size,
+            A=asize // 16 if asize < 64 else 4,
+            SEG=SEGMENTS.index(seg) if seg in SEGMENTS else -1,
+            PORT=access.port,
+        )
+        return cls(exitinfo1, next_rip, rip)
+
+    def to_vmx(self, immediate: bool | None = None) -> VmxIoExit:
+        """The same access as VMX would report it; ``immediate`` is what SVM does not say."""
+        return VmxIoExit.from_access(self.access(), self.rip, self.instruction_length, immediate)
+
+
+@dataclass(frozen=True)
+class VmxIoExit:
+    """EXIT_REASON_IO_INSTRUCTION: the exit qualification plus the VM-exit instruction length."""
+
+    qualification: int
+    instruction_length: int
+    rip: int
+    instruction_info: int | None = None  # INS/OUTS only, when IA32_VMX_BASIC bit 54 is set
+    vendor: ClassVar[str] = "vmx"
+
+    def __post_init__(self) -> None:
+        _check_u64("exit qualification", self.qualification)
+        _check_u64("RIP", self.rip)
+        if isinstance(self.instruction_length, bool) or not isinstance(self.instruction_length, int):
+            raise ExitInfoError(f"VM-exit instruction length must be an integer, got {self.instruction_length!r}")
+        if self.instruction_info is not None:
+            INSTRUCTION_INFO.check_range(self.instruction_info)
+
+    @property
+    def next_rip(self) -> int:
+        return (self.rip + self.instruction_length) & U64
+
+    def access(self) -> IoAccess:
+        _instruction_length("VM-exit instruction length", self.instruction_length)
+        return _vmx_access(self.qualification, self.instruction_info)
+
+    def describe(self) -> tuple[Row, ...]:
+        ok = 1 <= self.instruction_length <= MAX_INSTRUCTION_LENGTH
+        text = "bytes to the next instruction" if ok else "invalid: not in 1..15"
+        rows = (
+            *EXIT_QUALIFICATION.describe(self.qualification),
+            Row("31:0", "instruction length", str(self.instruction_length), text, ok),
+        )
+        if self.instruction_info is not None:
+            rows += INSTRUCTION_INFO.describe(self.instruction_info)
+        return rows
+
+    @classmethod
+    def from_access(
+        cls,
+        access: IoAccess,
+        rip: int,
+        instruction_length: int,
+        immediate: bool | None = None,
+    ) -> VmxIoExit:
+        """Encode; ``immediate`` fills in the operand encoding an SVM-derived access lacks."""
+        imm = access.immediate if immediate is None else immediate
+        if imm is None:
+            if not access.string:
+                raise ExitInfoError(
+                    "exit qualification operand encoding (bit 6) is unknown: pass immediate=True or False"
+                )
+            imm = False
+        qualification = EXIT_QUALIFICATION.encode(
+            size=access.size - 1,
+            direction=access.is_in,
+            string=access.string,
+            REP=access.rep,
+            **{"operand encoding": imm},
+            port=access.port,
+        )
+        info = None
+        if access.string and access.address_size is not None:
+            info = INSTRUCTION_INFO.encode(
+                **{"address size": ADDRESS_SIZES.index(access.address_size)},
+                segment=SEGMENTS.index(access.segment or "ES"),
+            )
+        exit_ = cls(qualification, instruction_length, rip, info)
+        exit_.access()
+        return exit_
+
+    def to_svm(self, address_size: int | None = None, segment: str | None = None) -> SvmIoExit:
+        """The same access as SVM would report it; VMX has no address size for IN/OUT."""
+        return SvmIoExit.from_access(self.access(), self.rip, self.next_rip, address_size, segment)
+
+
+IoExit = SvmIoExit | VmxIoExit

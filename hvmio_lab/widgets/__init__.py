@@ -1,0 +1,1 @@
+"""ipywidgets UIs, thin and built on the public API (each widget's logic is testable in Python)."""
