@@ -143,8 +143,8 @@ class Layout:
         return namespace["decode"]
 
     def _refuse(self, value: int) -> None:
-        """Raise ExitInfoError naming the first field (MSB last) that the manual forbids."""
-        for f in self.fields:
+        """Raise ExitInfoError naming the bad field: reserved bits first, then from bit 0 up."""
+        for f in sorted(self.fields, key=lambda f: f.kind is not Kind.RESERVED):
             raw = f.extract(value)
             if f.legal is not None and raw not in f.legal:
                 raise ExitInfoError(f"{self.label(f)} {f.problem(raw)}")
