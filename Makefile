@@ -21,6 +21,11 @@ test: $(STAMP)
 	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 	    --nbval-sanitize-with notebooks/sanitize.cfg
 
+# Classroom mode: `make demo NB=notebooks/01-the-io-exit.ipynb` serves one notebook with
+# Voila on http://localhost:8866/ (code hidden, widgets live, works offline).
+demo: $(STAMP)
+	$(VENV)/bin/voila --no-browser $(NB)
+
 bench: $(STAMP)
 	$(PY) bench/bench_decode.py
 

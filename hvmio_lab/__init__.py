@@ -4,6 +4,7 @@ The core (everything importable from here) imports no Jupyter, ipywidgets or mat
 ``hvmio_lab.widgets``, ``hvmio_lab.plots`` and ``hvmio_lab.checks`` sit above it.
 """
 
+from .decoder import IoInstruction, decode_instruction
 from .devices import AtaDisk, Bus, BusEvent, PmTimer, PostPort, Uart16550
 from .errors import (
     BusError,
@@ -36,6 +37,7 @@ __all__ = [
     "HvmioError",
     "InvalidInstruction",
     "IoAccess",
+    "IoInstruction",
     "Kind",
     "Layout",
     "Machine",
@@ -49,4 +51,5 @@ __all__ = [
     "SvmIoExit",
     "Uart16550",
     "VmxIoExit",
+    "decode_instruction",
 ]

@@ -48,7 +48,8 @@ class BusEvent:
         arrow = "→" if self.is_in else "←"
         verb = "IN " if self.is_in else "OUT"
         value = f"{self.value:#0{2 + 2 * self.size}x}"
-        return f"{verb} {self.port:#06x}/{self.size} {arrow} {value}  ({self.device}, {self.location})"
+        where = f"({self.device}, {self.location})"
+        return f"{verb} {self.port:#06x}/{self.size} {arrow} {value}  {where}"
 
 
 def device_name(device: object) -> str:
@@ -72,12 +73,16 @@ class Bus:
         if not isinstance(ports, range) or ports.step != 1 or not ports:
             raise BusError(f"ports must be a non-empty range with step 1, got {ports!r}")
         if ports.start < 0 or ports.stop > 0x10000:
-            raise BusError(f"ports must lie in 0..0xffff, got {ports.start:#x}..{ports.stop - 1:#x}")
+            raise BusError(
+                f"ports must lie in 0..0xffff, got {ports.start:#x}..{ports.stop - 1:#x}"
+            )
         for name in ("read", "write"):
             if not callable(getattr(device, name, None)):
                 raise BusError(f"{device_name(device)} has no {name}(port, size…) method")
         if getattr(device, "location", None) not in ("hypervisor", "device-model"):
-            raise BusError(f"{device_name(device)} must declare location 'hypervisor' or 'device-model'")
+            raise BusError(
+                f"{device_name(device)} must declare location 'hypervisor' or 'device-model'"
+            )
         for other_ports, other in self._ranges:
             lo, hi = max(ports.start, other_ports.start), min(ports.stop, other_ports.stop)
             if lo < hi:
@@ -114,7 +119,8 @@ class Bus:
             return
         device.write(port, size, value)
         if self.recording:
-            self.log.append(BusEvent(port, size, False, value, device_name(device), device.location))
+            name = device_name(device)
+            self.log.append(BusEvent(port, size, False, value, name, device.location))
 
 
 class PmTimer:
@@ -185,7 +191,9 @@ class Uart16550:
 
     def _check(self, port: int, size: int) -> int:
         if size != 1:
-            raise DeviceError(f"16550 registers are 8 bits wide; refused a {size}-byte access to {port:#x}")
+            raise DeviceError(
+                f"16550 registers are 8 bits wide; refused a {size}-byte access to {port:#x}"
+            )
         return port - self.base
 
     def _dlab(self) -> bool:
@@ -224,13 +232,15 @@ class AtaDisk:
     READ SECTORS (0x20, §8.27) with LBA28. After a command, and between sectors of a
     multi-sector read, the drive is busy (BSY) for ``busy_polls`` status reads, then shows
     DRQ while the 256-word block streams out of the 16-bit data port. The busy time is a model:
-    real drives are busy for a time, not a count of polls.
+    real drives are busy for a time, not a count of polls. There is no device 1: while it is
+    selected (Device register bit 4), status reads 00h and commands are ignored.
     """
 
     location: Location = "device-model"
     name = "ata"
     BSY, DRDY, DRQ, ERR = 0x80, 0x40, 0x08, 0x01
     ABRT, IDNF = 0x04, 0x10
+    DEV = 0x10  # Device register bit 4: 0 = device 0 (master), 1 = device 1 (slave)
     SECTOR = 512
     MODEL = "HVMIO_LAB VIRTUAL DISK"
 
@@ -248,8 +258,12 @@ class AtaDisk:
         return len(self.image) // self.SECTOR
 
     def reset(self) -> None:
-        self.features = self.error = 0
-        self.count, self.lba_bytes, self.drive = 1, [0, 0, 0], 0xE0
+        # The ATA device signature after power-on or reset (§9.12): error = diagnostic code 01h
+        # (passed), sector count 01h, LBA low 01h, mid and high 00h. The device register keeps
+        # 0xE0 (LBA, master) rather than 00h, so a guest that never writes it still reads LBA.
+        self.features = 0
+        self.error = 0x01
+        self.count, self.lba_bytes, self.drive = 1, [1, 0, 0], 0xE0
         self.status = self.DRDY
         self.buffer = b""
         self.pos = 0
@@ -277,6 +291,8 @@ class AtaDisk:
         return b"".join(w.to_bytes(2, "little") for w in words)
 
     def _status_read(self) -> int:
+        if self.drive & self.DEV:
+            return 0x00  # device 1 is selected but absent: no status (as QEMU's IDE does)
         if self.busy_left:
             self.busy_left -= 1
             return self.BSY
@@ -326,6 +342,10 @@ class AtaDisk:
         self.busy_left = self.busy_polls
 
     def write(self, port: int, size: int, value: int) -> None:
+        if port == 0x1F0:
+            if size not in (2, 4):
+                raise DeviceError(f"the ATA data port is 16 bits wide; refused a {size}-byte write")
+            return  # no write command is modelled: data-port writes are ignored
         if size != 1:
             raise DeviceError(f"ATA register {port:#x} is 8 bits wide; refused a {size}-byte write")
         if port == 0x1F7:
@@ -341,9 +361,10 @@ class AtaDisk:
             self.lba_bytes[port - 0x1F3] = value
         elif port == 0x1F6:
             self.drive = value
-        # writes to the data port outside a write command are ignored
 
     def _command(self, command: int) -> None:
+        if self.drive & self.DEV:
+            return  # addressed to the absent device 1: the master ignores it
         self.error = 0
         if command == 0xEC:
             self.buffer, self.pos, self.remaining = self.identify_block(), 0, 0

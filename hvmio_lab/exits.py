@@ -42,6 +42,18 @@ class IoAccess:
         if self.segment not in (None, *SEGMENTS):
             raise ExitInfoError(f"IoAccess segment must be one of {SEGMENTS}, got {self.segment!r}")
 
+    def agrees_with(self, other: IoAccess) -> bool:
+        """Equal wherever both know: the fields a record does not carry (None) are not compared.
+
+        This is the central invariant: the exit record and the instruction bytes describe the
+        same access.
+        """
+        for name in self.__slots__:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None and theirs is not None and mine != theirs:
+                return False
+        return True
+
     @property
     def mnemonic(self) -> str:
         return ("in" if self.is_in else "out") + ("s" if self.string else "")

@@ -29,7 +29,10 @@ DEFAULT_MEMORY = 2 << 20
 
 
 def merge_gpr(old: int, value: int, size: int) -> int:
-    """Architectural register write: 8/16-bit writes merge, 32-bit writes zero-extend (SDM 3.4.1.1)."""
+    """Architectural register write: 8/16-bit writes merge, 32-bit writes zero-extend.
+
+    SDM Vol. 1 §3.4.1.1.
+    """
     if size == 4:
         return value & 0xFFFF_FFFF
     if size == 8:
@@ -87,7 +90,9 @@ class Memory:
 
     def __init__(self, size: int = DEFAULT_MEMORY):
         if size < 1 << 20 or size % PAGE_SIZE:
-            raise GuestMemoryError(f"memory size must be a whole number of pages ≥ 1 MiB, got {size}")
+            raise GuestMemoryError(
+                f"memory size must be a whole number of pages ≥ 1 MiB, got {size}"
+            )
         self.data = bytearray(size)
         self.not_present: set[int] = set()
 
@@ -193,7 +198,9 @@ def _changed_ranges(before: bytes, after: bytes) -> tuple[MemoryChange, ...]:
                 j += 1
             if changes and changes[-1].address + len(changes[-1].after) == i:
                 last = changes.pop()
-                changes.append(MemoryChange(last.address, last.before + before[i:j], last.after + after[i:j]))
+                changes.append(
+                    MemoryChange(last.address, last.before + before[i:j], last.after + after[i:j])
+                )
             else:
                 changes.append(MemoryChange(i, bytes(before[i:j]), bytes(after[i:j])))
             i = j

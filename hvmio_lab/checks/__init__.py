@@ -1,2 +1,86 @@
-"""Exercise self-checks: ``check_<chapter>_<n>(answer)`` prints ✓ or a hint; ``reveal_<chapter>_<n>()``
-shows the worked solution."""
+"""Exercise self-checks: ``check_<chapter>_<n>(answer)`` prints ✓ or a hint;
+``reveal_<chapter>_<n>()`` shows the worked solution. Chapters add their names with
+``__all__ += [...]``.
+"""
+
+from .ch00 import (
+    check_00_1,
+    check_00_2,
+    check_environment,
+    hint_00_1,
+    hint_00_2,
+    reveal_00_1,
+    reveal_00_2,
+)
+from .ch02 import (
+    check_02_1,
+    check_02_2,
+    check_02_3,
+    hint_02_1,
+    hint_02_2,
+    hint_02_3,
+    practice_02,
+    reveal_02_1,
+    reveal_02_2,
+    reveal_02_3,
+)
+from .ch03 import (
+    CHOICES_03_3,
+    check_03_1,
+    check_03_2,
+    check_03_3,
+    check_03_4,
+    hint_03_1,
+    hint_03_2,
+    hint_03_3,
+    hint_03_4,
+    practice_03,
+    reveal_03_1,
+    reveal_03_2,
+    reveal_03_3,
+    reveal_03_4,
+)
+from .common import (
+    EXERCISES,
+    Exercise,
+    Practice,
+    Verdict,
+)
+
+__all__ = [
+    "CHOICES_03_3",
+    "EXERCISES",
+    "Exercise",
+    "Practice",
+    "Verdict",
+    "check_00_1",
+    "check_00_2",
+    "check_02_1",
+    "check_02_2",
+    "check_02_3",
+    "check_03_1",
+    "check_03_2",
+    "check_03_3",
+    "check_03_4",
+    "check_environment",
+    "hint_00_1",
+    "hint_00_2",
+    "hint_02_1",
+    "hint_02_2",
+    "hint_02_3",
+    "hint_03_1",
+    "hint_03_2",
+    "hint_03_3",
+    "hint_03_4",
+    "practice_02",
+    "practice_03",
+    "reveal_00_1",
+    "reveal_00_2",
+    "reveal_02_1",
+    "reveal_02_2",
+    "reveal_02_3",
+    "reveal_03_1",
+    "reveal_03_2",
+    "reveal_03_3",
+    "reveal_03_4",
+]

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
@@ -36,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO_ROOT / "notebooks"
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("HVMIO_UI_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -49,6 +51,8 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1400, "height": 3000}
 
 WIDGET_ERROR = "Error displaying widget"
+WIDGET_LOADING = "Loading widget..."
+WIDGET_ERROR_VIEW = ".jupyter-widgets-error-widget"
 
 # Settings the browser sees on top of the schema defaults.  The notification override
 # is what stops the "Would you like to receive official Jupyter news?" toast (4.x
@@ -64,6 +68,14 @@ LAB_OVERRIDES = {
 }
 
 PY = sys.executable
+
+# Timings measured by the tier (printed in the terminal summary, never asserted).
+TIMINGS: dict[str, float] = {}
+
+
+def record(key: str, value: float) -> None:
+    TIMINGS[key] = value
+
 
 # --------------------------------------------------------------------------- processes
 
@@ -93,9 +105,7 @@ def isolated_env(tmp: Path) -> dict[str, str]:
         d.mkdir(parents=True, exist_ok=True)
         env[var] = str(d)
     env["JUPYTER_PLATFORM_DIRS"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [str(REPO_ROOT), env.get("PYTHONPATH", "")] if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO_ROOT), env.get("PYTHONPATH", "")] if p)
     env.pop("JUPYTER_TOKEN", None)
     env.pop("JUPYTER_PATH", None)
     return env
@@ -122,7 +132,7 @@ def stage_notebooks(dest: Path, extra: dict[str, str] | None = None) -> Path:
 
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -289,7 +299,7 @@ def launch_voila(tmp: Path, notebook: Path, timeout: float = 60.0) -> ServerProc
     conn.mkdir(parents=True, exist_ok=True)
     port = free_port()
     argv = [
-        str(Path(PY).with_name("voila")),
+        PY, "-m", "voila",
         "--no-browser",
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
@@ -298,7 +308,7 @@ def launch_voila(tmp: Path, notebook: Path, timeout: float = 60.0) -> ServerProc
         f"--Voila.connection_dir_root={conn}",
         "--show_tracebacks=True",
         str(notebook),
-    ]
+    ]  # fmt: skip
     return ServerProcess(
         name="voila",
         argv=argv,
@@ -362,19 +372,22 @@ _JS_TRACEBACKS = """
 """
 
 # Times one click: a capture-phase listener stamps performance.now() at the click, a
-# MutationObserver stamps it at the first change of the watched element's text.
+# MutationObserver on the scope stamps it when the text of scope.querySelector(css)
+# first differs.  Watching the scope, not the element, survives an HTML widget that
+# replaces the element on every update.
 _JS_ARM_LATENCY = """
-([clickEl, watchEl]) => {
-  const rec = window.__hvmioLatency = {t0: null, t1: null, before: watchEl.textContent};
+([clickEl, scope, css]) => {
+  const text = () => (scope.querySelector(css)?.textContent ?? null);
+  const rec = window.__hvmioLatency = {t0: null, t1: null, before: text()};
   clickEl.addEventListener('click', () => { rec.t0 = performance.now(); },
                            {capture: true, once: true});
   const obs = new MutationObserver(() => {
-    if (rec.t0 !== null && rec.t1 === null && watchEl.textContent !== rec.before) {
+    if (rec.t0 !== null && rec.t1 === null && text() !== rec.before) {
       rec.t1 = performance.now();
       obs.disconnect();
     }
   });
-  obs.observe(watchEl, {subtree: true, childList: true, characterData: true, attributes: true});
+  obs.observe(scope, {subtree: true, childList: true, characterData: true, attributes: true});
 }
 """
 
@@ -389,6 +402,7 @@ class BrowserPage:
     _shots: int = 0
     console_errors: list[str] = field(default_factory=list)
     blocked_requests: list[str] = field(default_factory=list)
+    widget_errors_expected: bool = False  # only the harness's negative control sets it
 
     # -- evidence ------------------------------------------------------------------
 
@@ -403,12 +417,41 @@ class BrowserPage:
     def page_text(self) -> str:
         return self.page.evaluate("() => document.body ? document.body.textContent : ''")
 
+    def wait_widgets_settled(self, timeout_ms: float = 15_000) -> None:
+        """Wait until no widget view still reads "Loading widget..." (views render
+        asynchronously, and a view that fails shows its error only then)."""
+        try:
+            self.page.wait_for_function(
+                f"() => !document.body.textContent.includes({WIDGET_LOADING!r})",
+                timeout=timeout_ms,
+            )
+        except PlaywrightTimeoutError:
+            self.snap("widget-loading")
+            raise AssertionError(
+                f"a widget still reads {WIDGET_LOADING!r} after {timeout_ms / 1000:.0f}s"
+            ) from None
+
     def assert_no_widget_errors(self) -> None:
+        """No "Error displaying widget" text, and no ipywidgets 8 error placeholder.
+
+        ipywidgets 8.1 shows "Error displaying widget" only when the model or view
+        cannot be created at all; a view whose JS class fails to load is replaced by an
+        ErrorWidgetView (``.jupyter-widgets-error-widget``, "Click to show javascript
+        error.") instead, so both are checked.
+        """
+        self.wait_widgets_settled()
         text = self.page_text()
         if WIDGET_ERROR in text:
             i = text.index(WIDGET_ERROR)
             self.snap("widget-error")
             raise AssertionError(f"page shows {text[i : i + 200]!r}")
+        broken = self.page.locator(WIDGET_ERROR_VIEW).count()
+        if broken:
+            self.snap("widget-error")
+            raise AssertionError(
+                f"page shows {broken} broken widget view(s) ({WIDGET_ERROR_VIEW}); "
+                f"browser console: {self.console_errors[-3:]}"
+            )
 
     def assert_no_traceback(self) -> None:
         text = self.page.evaluate("() => document.body.innerText")
@@ -425,9 +468,9 @@ class BrowserPage:
 
     def output_of(self, css: str, index: int = 0) -> Locator:
         """The ``index``-th cell output that contains ``css``: scope for one widget."""
-        return self.page.locator(".jp-OutputArea-output").filter(
-            has=self.page.locator(css)
-        ).nth(index)
+        return (
+            self.page.locator(".jp-OutputArea-output").filter(has=self.page.locator(css)).nth(index)
+        )
 
     def widget_text(self, css: str, index: int = 0, within: Locator | None = None) -> str:
         loc = self.widget(css, index, within)
@@ -451,27 +494,26 @@ class BrowserPage:
     def set_text(self, css: str, value: str, index: int = 0, within: Locator | None = None):
         """Type ``value`` into a Text widget (class on its wrapper) and press Enter."""
         box = self.widget(css, index, within)
-        field_ = box if box.evaluate("e => e.matches('input, textarea')") else box.locator(
-            "input, textarea"
-        ).first
+        field_ = (
+            box
+            if box.evaluate("e => e.matches('input, textarea')")
+            else box.locator("input, textarea").first
+        )
         field_.fill(value)
         field_.press("Enter")
         return field_
 
-    def click_latency_ms(self, click: Locator, watch: Locator) -> float:
-        """Click ``click``; return ms until ``watch``'s text changed (page clock)."""
+    def click_latency_ms(self, click: Locator, scope: Locator, css: str) -> float:
+        """Click ``click``; return ms (page clock) until the text of ``css`` in ``scope``
+        changes, i.e. one round trip browser -> kernel -> browser."""
         click.scroll_into_view_if_needed()
-        self.page.evaluate(
-            _JS_ARM_LATENCY, [click.element_handle(), watch.element_handle()]
-        )
+        self.page.evaluate(_JS_ARM_LATENCY, [click.element_handle(), scope.element_handle(), css])
         click.click()
         self.page.wait_for_function(
             "() => window.__hvmioLatency && window.__hvmioLatency.t1 !== null",
             timeout=self.timeout_ms,
         )
-        return self.page.evaluate(
-            "() => window.__hvmioLatency.t1 - window.__hvmioLatency.t0"
-        )
+        return self.page.evaluate("() => window.__hvmioLatency.t1 - window.__hvmioLatency.t0")
 
 
 @dataclass
@@ -486,9 +528,7 @@ class LabPage(BrowserPage):
         assert self.server is not None
         url = f"{self.server.base_url}/lab/tree/{quote(name)}?reset"  # ?reset: fresh layout
         self.page.goto(url)
-        self.page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(
-            timeout=self.timeout_ms
-        )
+        self.page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=self.timeout_ms)
         self.wait_kernel_idle()
 
     def kernel_status(self) -> tuple[str, str] | None:

@@ -1,0 +1,126 @@
+"""The silicon: build the exit record an SVM or VMX CPU would hand over for the I/O instruction
+at RIP.
+
+It decodes with capstone, an independent decoder, and never with ``hvmio_lab``'s own, so the
+record (checked by the fast path) and the emulator's decode can check each other.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs, CsError
+from capstone import x86 as cx
+
+from .errors import NotAnIoExit
+from .exits import IoAccess, SvmIoExit, VmxIoExit
+from .machine import Machine
+
+_CS_MODES = {16: CS_MODE_16, 32: CS_MODE_32, 64: CS_MODE_64}
+_SEGMENT_REGS = {
+    cx.X86_REG_ES: "ES", cx.X86_REG_CS: "CS", cx.X86_REG_SS: "SS",
+    cx.X86_REG_DS: "DS", cx.X86_REG_FS: "FS", cx.X86_REG_GS: "GS",
+}  # fmt: skip
+_IO = {cx.X86_INS_IN: (True, False), cx.X86_INS_OUT: (False, False)}
+_IO |= dict.fromkeys((cx.X86_INS_INSB, cx.X86_INS_INSW, cx.X86_INS_INSD), (True, True))
+_IO |= dict.fromkeys((cx.X86_INS_OUTSB, cx.X86_INS_OUTSW, cx.X86_INS_OUTSD), (False, True))
+_REP_PREFIXES = (cx.X86_PREFIX_REP, cx.X86_PREFIX_REPNE)  # F2 repeats INS/OUTS too
+IP_MASK = {16: 0xFFFF, 32: 0xFFFF_FFFF, 64: (1 << 64) - 1}
+
+
+@lru_cache(maxsize=8)
+def _disassembler(mode: int) -> Cs:
+    md = Cs(CS_ARCH_X86, _CS_MODES[mode])
+    md.detail = True
+    return md
+
+
+@lru_cache(maxsize=4096)
+def decode_io(code: bytes, mode: int) -> tuple[int, IoAccess | None, str]:
+    """(length, access with port 0 when it comes from DX, text) for the instruction in ``code``.
+
+    The access is None for a DX-port instruction's port; callers put DX in. Raises NotAnIoExit
+    for anything that would not cause an I/O exit.
+    """
+    try:
+        insn = next(_disassembler(mode).disasm(code, 0, 1), None)
+    except CsError as e:
+        raise NotAnIoExit(f"bytes {code[:15].hex(' ')} do not decode: {e}") from e
+    if insn is None:
+        raise NotAnIoExit(f"bytes {code[:15].hex(' ')} are not a valid instruction in {mode}-bit mode")
+    text = f"{insn.mnemonic} {insn.op_str}".strip()
+    if insn.id not in _IO:
+        raise NotAnIoExit(f"{text} ({code[: insn.size].hex(' ')}) is not an I/O instruction")
+    if insn.prefix[0] == cx.X86_PREFIX_LOCK:
+        raise NotAnIoExit(f"{text} with LOCK raises #UD before any VM exit")
+    is_in, string = _IO[insn.id]
+    ops = insn.operands
+    port_op = ops[1] if is_in else ops[0]
+    data_op = ops[0] if is_in else ops[1]
+    segment = None
+    if string:
+        segment = _SEGMENT_REGS.get(data_op.mem.segment, "ES" if is_in else "DS")
+        if is_in or (mode == 64 and segment in ("ES", "CS", "SS", "DS")):
+            segment = "ES" if is_in else "DS"  # INS: always ES; long mode drops these overrides
+    immediate = port_op.type == cx.X86_OP_IMM
+    access = IoAccess(
+        port=port_op.imm & 0xFF if immediate else 0,
+        size=data_op.size,
+        is_in=is_in,
+        string=string,
+        rep=string and insn.prefix[0] in _REP_PREFIXES,
+        address_size=insn.addr_size * 8,
+        segment=segment,
+        immediate=immediate,
+    )
+    return insn.size, access, text
+
+
+def fetch_for_decode(machine: Machine) -> bytes:
+    """The bytes at CS:RIP as the CPU saw them when it executed the instruction."""
+    start = machine.linear("CS", machine.cpu.rip)
+    return bytes(machine.memory.data[start : start + 15])
+
+
+@lru_cache(maxsize=4096)
+def _with_port(access: IoAccess, port: int) -> IoAccess:
+    return IoAccess(port, *(getattr(access, f) for f in IoAccess.__slots__[1:]))
+
+
+def io_access_at(machine: Machine) -> tuple[int, IoAccess, str]:
+    """Length, access (with the real port) and disassembly of the I/O instruction at RIP."""
+    length, access, text = decode_io(fetch_for_decode(machine), machine.mode)
+    if not access.immediate:
+        access = _with_port(access, machine.cpu.rdx & 0xFFFF)
+    return length, access, text
+
+
+def intercept(machine: Machine, vendor: str) -> SvmIoExit | VmxIoExit:
+    """The exit record for the I/O instruction at RIP, as ``vendor``'s silicon would report it."""
+    length, access, _ = io_access_at(machine)
+    rip = machine.cpu.rip
+    if vendor == "svm":
+        return _svm_record(access, rip, (rip + length) & IP_MASK[machine.mode])
+    if vendor == "vmx":
+        return _vmx_record(access, rip, length)
+    raise ValueError(f"vendor must be 'svm' or 'vmx', got {vendor!r}")
+
+
+@lru_cache(maxsize=4096)
+def _svm_bits(access: IoAccess) -> int:
+    return SvmIoExit.from_access(access, 0, 1).exitinfo1
+
+
+@lru_cache(maxsize=4096)
+def _vmx_bits(access: IoAccess) -> tuple[int, int | None]:
+    record = VmxIoExit.from_access(access, 0, 1)
+    return record.qualification, record.instruction_info
+
+
+def _svm_record(access: IoAccess, rip: int, next_rip: int) -> SvmIoExit:
+    return SvmIoExit(_svm_bits(access), next_rip, rip)
+
+
+def _vmx_record(access: IoAccess, rip: int, length: int) -> VmxIoExit:
+    qualification, info = _vmx_bits(access)
+    return VmxIoExit(qualification, length, rip, info)

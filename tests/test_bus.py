@@ -1,0 +1,259 @@
+"""The I/O bus (issue 3, part 2): routing, overlap refusal, unclaimed ports, the access log.
+
+Devices here are written in the test, against the protocol the issue fixes exactly:
+``read(port, size) -> int``, ``write(port, size, value)`` and ``location``.
+Unclaimed ports behave like Xen's null handler / a PCI master abort: reads return all ones
+for the access size, writes are dropped (IO_EXITS.md §3 and §7.11).
+"""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hvmio_lab import AtaDisk, Bus, BusError, DeviceError, Machine, PmTimer, PostPort, Uart16550
+
+
+class Recorder:
+    """A test device: remembers every call and answers reads with a per-port value."""
+
+    def __init__(self, name="recorder", location="hypervisor", answer=0x5A):
+        self.name = name
+        self.location = location
+        self.answer = answer
+        self.calls = []
+
+    def read(self, port, size):
+        self.calls.append(("read", port, size))
+        return self.answer
+
+    def write(self, port, size, value):
+        self.calls.append(("write", port, size, value))
+
+
+class Refuser:
+    """A device that refuses every access, as a device with an unsupported size does."""
+
+    location = "device-model"
+    name = "refuser"
+
+    def read(self, port, size):
+        raise DeviceError(f"refused {size}-byte read of {port:#x}")
+
+    def write(self, port, size, value):
+        raise DeviceError(f"refused {size}-byte write of {port:#x}")
+
+
+# ---------------------------------------------------------------- routing
+
+
+def test_accesses_reach_the_device_that_claims_the_port_with_the_exact_arguments():
+    bus = Bus()
+    low, high = Recorder("low", answer=0x11), Recorder("high", answer=0x22)
+    bus.attach(range(0x100, 0x104), low)
+    bus.attach(range(0x200, 0x208), high)
+    assert bus.read(0x102, 1) == 0x11
+    assert bus.read(0x207, 1) == 0x22
+    bus.write(0x100, 2, 0xBEEF)
+    bus.write(0x204, 4, 0xCAFEF00D)
+    assert low.calls == [("read", 0x102, 1), ("write", 0x100, 2, 0xBEEF)]
+    assert high.calls == [("read", 0x207, 1), ("write", 0x204, 4, 0xCAFEF00D)]
+    assert bus.device_at(0x103) is low
+    assert bus.device_at(0x104) is None
+    assert bus.devices == {"low": low, "high": high}
+
+
+def test_the_first_port_of_an_access_decides_the_device():
+    bus = Bus()
+    dev = Recorder()
+    bus.attach(range(0x60, 0x62), dev)
+    assert bus.read(0x61, 4) == 0x5A  # runs past the range, but starts inside it
+    assert dev.calls == [("read", 0x61, 4)]
+    assert bus.read(0x5F, 4) == 0xFFFF_FFFF  # starts before the range: unclaimed
+    assert dev.calls == [("read", 0x61, 4)]
+
+
+def test_a_device_gets_and_returns_only_size_bytes():
+    # An `outb` carries one byte, not all of RAX (Hyperlight's garbled serial output).
+    bus = Bus()
+    dev = Recorder(answer=0x1234_5678_9ABC)
+    bus.attach(range(0x10, 0x11), dev)
+    bus.write(0x10, 1, 0x1122_3344)
+    bus.write(0x10, 2, 0x1122_3344)
+    assert dev.calls == [("write", 0x10, 1, 0x44), ("write", 0x10, 2, 0x3344)]
+    assert bus.read(0x10, 1) == 0xBC
+    assert bus.read(0x10, 2) == 0x9ABC
+    assert bus.read(0x10, 4) == 0x5678_9ABC
+
+
+def test_claimed_accesses_are_logged_with_device_and_location():
+    bus = Bus()
+    bus.attach(range(0x10, 0x11), Recorder("hv", "hypervisor", answer=3))
+    bus.attach(range(0x20, 0x21), Recorder("dm", "device-model"))
+    bus.read(0x10, 1)
+    bus.write(0x20, 2, 0x1234)
+    assert [(e.port, e.size, e.is_in, e.value, e.device, e.location) for e in bus.log] == [
+        (0x10, 1, True, 3, "hv", "hypervisor"),
+        (0x20, 2, False, 0x1234, "dm", "device-model"),
+    ]
+
+
+def test_recording_off_keeps_claimed_accesses_out_of_the_log():
+    bus = Bus()
+    dev = Recorder()
+    bus.attach(range(0x10, 0x11), dev)
+    bus.recording = False
+    assert bus.read(0x10, 1) == 0x5A
+    bus.write(0x10, 1, 1)
+    assert bus.log == []
+    assert len(dev.calls) == 2  # the device still did the work
+
+
+def test_a_refused_access_propagates_and_is_not_logged():
+    bus = Bus()
+    bus.attach(range(0x30, 0x32), Refuser())
+    with pytest.raises(DeviceError):
+        bus.read(0x30, 2)
+    with pytest.raises(DeviceError):
+        bus.write(0x31, 1, 0)
+    assert bus.log == []
+
+
+# ---------------------------------------------------------------- attaching
+
+
+def test_overlapping_ranges_are_refused_naming_both_devices():
+    bus = Bus()
+    first = Recorder("first-device")
+    bus.attach(range(0x100, 0x108), first)
+    for ports in (range(0x107, 0x10A), range(0xF0, 0x101), range(0x102, 0x104), range(0, 0x200)):
+        with pytest.raises(BusError) as refused:
+            bus.attach(ports, Recorder("second-device"))
+        message = str(refused.value)
+        assert "first-device" in message and "second-device" in message
+    # the refusal left the bus as it was: no port of a refused range was claimed
+    assert bus.device_at(0x109) is None and bus.device_at(0xF0) is None
+    assert bus.devices == {"first-device": first}
+
+
+def test_adjacent_ranges_are_fine():
+    bus = Bus()
+    bus.attach(range(0x100, 0x108), Recorder("a"))
+    bus.attach(range(0x108, 0x110), Recorder("b"))
+    bus.attach(range(0xF8, 0x100), Recorder("c"))
+    assert [bus.device_at(p).name for p in (0xFF, 0x100, 0x107, 0x108)] == ["c", "a", "a", "b"]
+
+
+class NoLocation:
+    def read(self, port, size):
+        return 0
+
+    def write(self, port, size, value):
+        pass
+
+
+class NoWrite:
+    location = "hypervisor"
+
+    def read(self, port, size):
+        return 0
+
+
+def test_a_device_without_a_location_is_refused():
+    bus = Bus()
+    with pytest.raises(BusError, match="location"):
+        bus.attach(range(0x10, 0x11), NoLocation())
+    with pytest.raises(BusError, match="location"):
+        bus.attach(range(0x10, 0x11), Recorder(location="kernel"))
+    assert bus.device_at(0x10) is None
+
+
+def test_a_device_without_the_protocol_is_refused():
+    with pytest.raises(BusError, match="write"):
+        Bus().attach(range(0x10, 0x11), NoWrite())
+
+
+@pytest.mark.parametrize("ports", [range(0x10, 0x10), range(0x10, 0x20, 2), range(0xFFFF, 0x10001)])
+def test_bad_port_ranges_are_refused(ports):
+    with pytest.raises(BusError):
+        Bus().attach(ports, Recorder())
+
+
+def test_a_range_must_be_a_range():
+    with pytest.raises(BusError):
+        Bus().attach([0x10, 0x11], Recorder())
+
+
+# ---------------------------------------------------------------- unclaimed ports
+
+
+@pytest.mark.parametrize(("size", "ones"), [(1, 0xFF), (2, 0xFFFF), (4, 0xFFFF_FFFF)])
+def test_unclaimed_reads_return_all_ones_for_the_size(size, ones):
+    bus = Bus()
+    assert bus.read(0x1234, size) == ones
+    (event,) = bus.log
+    assert (event.port, event.size, event.is_in, event.value) == (0x1234, size, True, ones)
+    assert event.device == "unclaimed"
+
+
+def test_unclaimed_writes_are_dropped_and_logged():
+    bus = Bus()
+    dev = Recorder()
+    bus.attach(range(0x10, 0x11), dev)
+    bus.write(0x11, 1, 0x42)
+    assert dev.calls == []
+    (event,) = bus.log
+    assert (event.port, event.size, event.is_in, event.value, event.device) == (
+        0x11, 1, False, 0x42, "unclaimed",
+    )  # fmt: skip
+    assert "unclaimed" in str(event)
+
+
+def test_unclaimed_accesses_are_logged_even_with_recording_off():
+    bus = Bus()
+    bus.recording = False
+    bus.read(0x1234, 4)
+    bus.write(0x1234, 1, 0)
+    assert [e.device for e in bus.log] == ["unclaimed", "unclaimed"]
+
+
+@given(
+    port=st.integers(0, 0xFFFF).filter(lambda p: p not in range(0x3F8, 0x400)),
+    size=st.sampled_from([1, 2, 4]),
+)
+def test_any_unclaimed_port_reads_all_ones(port, size):
+    bus = Bus()
+    bus.attach(range(0x3F8, 0x400), Recorder())
+    assert bus.read(port, size) == (1 << (8 * size)) - 1
+
+
+# ---------------------------------------------------------------- the standard PC set
+
+
+def _pc(**kwargs):
+    return Machine.pc(disk=bytes(512 * 4), **kwargs)
+
+
+def test_the_pc_set_lives_at_the_standard_ports():
+    bus = _pc().bus
+    assert isinstance(bus.device_at(0x1F48), PmTimer)
+    assert isinstance(bus.device_at(0x3F8), Uart16550)
+    assert isinstance(bus.device_at(0x3FF), Uart16550)
+    for port in (0x1F0, 0x1F7, 0x3F6):
+        assert isinstance(bus.device_at(port), AtaDisk)
+    assert isinstance(bus.device_at(0x80), PostPort)
+    assert bus.device_at(0x3F7) is None  # only 0x3F6 of the control block is claimed
+    assert bus.device_at(0xB008) is None
+
+
+def test_the_pc_set_can_put_the_pm_timer_where_qemu_does():
+    bus = _pc(pm_timer_port=0xB008).bus
+    assert isinstance(bus.device_at(0xB008), PmTimer)
+    assert bus.device_at(0x1F48) is None
+
+
+def test_device_locations_in_the_pc_set():
+    bus = _pc().bus
+    assert bus.device_at(0x1F48).location == "hypervisor"
+    assert bus.device_at(0x80).location == "hypervisor"
+    assert bus.device_at(0x3F8).location == "device-model"
+    assert bus.device_at(0x1F0).location == "device-model"
