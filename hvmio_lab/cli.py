@@ -117,9 +117,49 @@ def add_decode(commands: argparse._SubParsersAction) -> None:
     vmx.set_defaults(handler=_decode_vmx)
 
 
+# -- run -----------------------------------------------------------------------------------
+
+
+def positive(text: str) -> int:
+    """A count of at least 1."""
+    value = number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .guest import Guest  # unicorn loads only for the commands that run a guest
+
+    guest = Guest(args.program, args.vendor, args.path, recording=False)
+    result = guest.run(max_exits=args.max_exits)
+    print(result)
+    seconds = result.wall_ns / 1e9
+    print(f"{result.exits_per_second:,.0f} exits/s ({result.exits} exits in {seconds:.3f} s, "
+          "guest CPU included, recording off)")  # fmt: skip
+    return 1 if result.halted and not result.success else 0
+
+
+def add_run(commands: argparse._SubParsersAction) -> None:
+    from .guest import programs
+    from .hypervisor import PATHS, VENDORS
+
+    run = commands.add_parser(
+        "run", help="run a guest program on unicorn, exiting to the hypervisor at every I/O",
+        description="Run a guest program until HLT (or --max-exits) and print a summary: "
+        "exits by path, POST codes, UART text, exits/s. Status 0 = success, 1 = the program "
+        "reported failure.",
+    )  # fmt: skip
+    run.add_argument("program", help=f"one of: {', '.join(programs())}")
+    run.add_argument("--vendor", choices=VENDORS, default="svm", help="exit records (svm)")
+    run.add_argument("--path", choices=PATHS, default="fast", help="handler path (fast)")
+    run.add_argument("--max-exits", type=positive, default=None, help="stop after N exits")
+    run.set_defaults(handler=_run)
+
+
 # -- the command -----------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_decode]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_decode, add_run]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -409,7 +409,8 @@ def explain(insn: IoInstruction) -> tuple[ByteRole, ...]:
             else:
                 role = f"{name.upper()}: no effect on I/O"
         rows.append(ByteRole(i, byte, role))
-    rows.append(ByteRole(op_at, code[op_at], f"opcode: {op.form}"))
+    form = op.form.replace("DS:", f"{insn.segment}:") if insn.mnemonic == "outs" else op.form
+    rows.append(ByteRole(op_at, code[op_at], f"opcode: {form}"))
     if insn.immediate:
         rows.append(ByteRole(op_at + 1, code[op_at + 1], f"imm8: port {insn.port:#04x}"))
     return tuple(rows)
@@ -420,7 +421,7 @@ def describe(insn: IoInstruction) -> tuple[tuple[str, str], ...]:
     port = f"{insn.port:#04x} (imm8)" if insn.immediate else "DX"
     return (
         ("instruction", insn.text),
-        ("length", f"{insn.length} bytes"),
+        ("length", f"{insn.length} byte{'s' if insn.length > 1 else ''}"),
         ("direction", "IN" if insn.is_in else "OUT"),
         ("size", f"{insn.size} byte{'s' if insn.size > 1 else ''}"),
         ("port", port),
@@ -430,3 +431,31 @@ def describe(insn: IoInstruction) -> tuple[tuple[str, str], ...]:
         ("segment", insn.segment or "—"),
         ("prefixes", " ".join(insn.prefixes) or "—"),
     )
+
+
+def parse_hex(text: str) -> bytes:
+    """Bytes as a learner types them: ``66 67 F3 6D``, ``6667f36d``, ``0x66, 0x67`` or ``\\x66``."""
+    cleaned = text.lower().replace("0x", " ").replace("\\x", " ").replace(",", " ")
+    digits = "".join(cleaned.split())
+    bad = next((c for c in digits if c not in "0123456789abcdef"), None)
+    if bad is not None:
+        raise InvalidInstruction(f"{bad!r} is not a hex digit: type bytes like F3 6C")
+    if len(digits) % 2:
+        raise InvalidInstruction(f"{len(digits)} hex digits is not a whole number of bytes")
+    return bytes.fromhex(digits)
+
+
+def decode_table(code: bytes, mode: int) -> str:
+    """The decode as plain text: each byte's role, then the fields; or the refusal message."""
+    shown = code.hex(" ").upper() or "(no bytes)"
+    try:
+        insn = decode_instruction(code, mode)
+    except InvalidInstruction as e:
+        return f"{shown} in {mode}-bit mode: refused: {e}"
+    lines = [f"{shown} in {mode}-bit mode → {insn.text}"]
+    lines += [f"  {row}" for row in explain(insn)]
+    if insn.length < len(code):
+        lines.append(f"  (bytes from offset {insn.length} on belong to the next instruction)")
+    width = max(len(name) for name, _ in describe(insn))
+    lines += [f"  {name:<{width}}  {value}" for name, value in describe(insn)[1:]]
+    return "\n".join(lines)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 
 from .decoder import (
     FetchedBytes,
@@ -167,6 +168,20 @@ def _port(bus: Bus, port: int) -> tuple[Callable[[int, int], int], Callable[[int
     return device.read, device.write
 
 
+def _pack(values: list[int], n: int, size: int, down: bool) -> bytes:
+    """The bytes of ``n`` elements as memory holds them (reversed when DF = 1).
+
+    A device read straight (recording off) is not masked by the bus; struct refuses an
+    out-of-range value, so only then is every value masked, as the bus would have.
+    """
+    fmt = f"<{n}{_FORMAT[size]}"
+    try:
+        return struct.pack(fmt, *(values[::-1] if down else values))
+    except struct.error:
+        values[:] = [v & _ONES[size] for v in values]
+        return struct.pack(fmt, *(values[::-1] if down else values))
+
+
 def _advance(machine: Machine, insn: IoInstruction) -> None:
     cpu = machine.cpu
     cpu.rip = (cpu.rip + insn.length) & _IP_MASK[machine.mode]
@@ -176,9 +191,11 @@ def execute(machine: Machine, insn: IoInstruction) -> Execution:
     """Perform one exit's worth of ``insn`` on ``machine`` (see ``batch_elements`` for REP).
 
     Port from the imm8 or DX. OUT sends AL/AX/EAX; IN merges 8/16-bit data into RAX and
-    zero-extends 32-bit data (``merge_gpr``). INS checks that its destination is present
+    zero-extends 32-bit data (``merge_gpr``); a port with no device reads all ones, so
+    nothing uninitialised reaches the guest. INS checks that its destination is present
     *before* reading the device, so a #PF never swallows a UART byte (the bhyve fix,
-    IO_EXITS.md §7 item 8). A DeviceError propagates, after committing the elements done.
+    IO_EXITS.md §7 item 8); the #PF comes back in ``Execution.fault``, RIP unmoved. A
+    DeviceError propagates (the hypervisor injects #GP), after committing the elements done.
     """
     cpu = machine.cpu
     size = insn.size
@@ -223,38 +240,35 @@ def execute(machine: Machine, insn: IoInstruction) -> Execution:
     error = None
     if insn.is_in:
         read = _port(bus, port)[0]
-        ones = _ONES[size]
-        values = []
-        append = values.append
-        try:
-            for _ in range(n):
-                append(read(port, size) & ones)
+        got: list[int] = []
+        try:  # element by element, in C: extend keeps what was read before an error
+            got.extend(map(read, repeat(port, n), repeat(size, n)))
         except DeviceError as exc:
-            error, done = exc, len(values)
+            error, done = exc, len(got)
         if done:
-            stored = reversed(values) if down else values
             first = start - (done - 1) * size if down else start
-            memory.data[first : first + done * size] = struct.pack(f"<{done}{fmt}", *stored)
-        values = tuple(values)
+            memory.data[first : first + done * size] = _pack(got, done, size, down)
+        values = tuple(got)
     else:
         values = struct.unpack_from(f"<{n}{fmt}", memory.data, low)
         if down:
             values = values[::-1]
         write = _port(bus, port)[1]
+        done = 0
         try:
-            for i, value in enumerate(values):
-                done = i
+            for value in values:
                 write(port, size, value)
-            done = n
+                done += 1
         except DeviceError as exc:
             error = exc
         values = values[:done]
 
-    step = done * size
-    moved = (pointer - step if down else pointer + step) & mask
-    setattr(cpu, reg, merge_gpr(getattr(cpu, reg), moved, reg_bytes))
-    if insn.rep and done:
-        cpu.rcx = merge_gpr(cpu.rcx, count - done, reg_bytes)
+    if done:  # no element, no register write (not even a zero extension)
+        step = done * size
+        moved = (pointer - step if down else pointer + step) & mask
+        setattr(cpu, reg, merge_gpr(getattr(cpu, reg), moved, reg_bytes))
+        if insn.rep:
+            cpu.rcx = merge_gpr(cpu.rcx, count - done, reg_bytes)
     if error is not None:
         raise error
     finished = done == count

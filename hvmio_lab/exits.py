@@ -41,6 +41,11 @@ class IoAccess:
             raise ExitInfoError(f"IoAccess address_size must be 16, 32 or 64, got {self.address_size!r}")
         if self.segment not in (None, *SEGMENTS):
             raise ExitInfoError(f"IoAccess segment must be one of {SEGMENTS}, got {self.segment!r}")
+        if self.immediate and (self.string or self.port > 0xFF):
+            raise ExitInfoError(
+                f"IoAccess with an imm8 port must be a non-string access to a port ≤ 0xff, "
+                f"got string={self.string}, port {self.port:#x}"
+            )
 
     def agrees_with(self, other: IoAccess) -> bool:
         """Equal wherever both know: the fields a record does not carry (None) are not compared.
@@ -97,6 +102,11 @@ def _vmx_access(qualification: int, instruction_info: int | None) -> IoAccess:
     if string and immediate:
         raise ExitInfoError(
             "exit qualification operand encoding (bit 6) must be 0 (DX) for a string access, got 1"
+        )
+    if immediate and f["port"] > 0xFF:
+        raise ExitInfoError(
+            f"exit qualification port (bits 31:16) must fit the imm8 of an immediate-operand "
+            f"IN/OUT (bit 6 = 1), got {f['port']:#x}"
         )
     address_size = segment = None
     if string and instruction_info is not None:

@@ -81,9 +81,11 @@ class Hypervisor:
         """Handle an exit record the hardware produced (or one built by hand)."""
         self._check_idle()
         machine = self.machine
-        before = machine.snapshot() if self._recording else None
-        ctx = ExitContext(exit, self._recording, before, len(machine.bus.log), start)
+        ctx = ExitContext(exit, self._recording, None, len(machine.bus.log), start)
         ctx.lap("exit")
+        if self._recording:  # the snapshot for the diff is recording overhead, not the exit's
+            ctx.before = machine.snapshot()
+            ctx.resume()
         if self.path == "seed2010":
             return self.xen2010.handle(self, ctx)
         if self.path == "fast":

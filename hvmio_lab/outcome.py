@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, NamedTuple
 
+from .errors import HvmioError
 from .exits import IoAccess, SvmIoExit, VmxIoExit
 from .machine import StateDiff
 
@@ -94,3 +95,107 @@ class ExitContext:
         """Restart the clock after waiting for the device model (that wait is not ours)."""
         if self.recording:
             self.last = perf_counter_ns()
+
+
+# -- the story of one exit, in words (the stepper and chapter 01 print it) ---------------------
+
+_DATA_REGISTER = {1: "AL", 2: "AX", 4: "EAX"}
+_DEVICES = {"uart": "16550 UART", "post": "POST port", "ata": "ATA disk", "pm-timer": "PM timer"}
+
+
+def _byte_text(value: int) -> str:
+    if value == 0x0A:
+        return " ('\\n')"
+    return f" ({chr(value)!r})" if 0x20 <= value < 0x7F else ""
+
+
+def _device_text(outcome: Outcome) -> str:
+    """What the device side did, from the bus events of this exit."""
+    events, access = outcome.events, outcome.access
+    if not events:
+        return "no device was touched" if outcome.completed else "the device has not answered yet"
+    first = events[0]
+    name = _DEVICES.get(first.device, first.device)
+    if first.device == "unclaimed":
+        who = "no device claims the port"
+    elif first.location == "device-model":
+        who = f"the {name}, an external device model (request, then completion),"
+    else:
+        who = f"the {name} (inside the hypervisor)"
+    if len(events) > 1 or (access is not None and access.string):
+        where = "into memory" if first.is_in else "from memory"
+        return f"{who} moved {len(events)} × {first.size} byte(s) {where}"
+    register = _DATA_REGISTER.get(first.size, f"{first.size}-byte data")
+    if first.is_in:
+        if first.device == "unclaimed":
+            return f"{who}, so the read returns all ones: {first.value:#x} → {register}"
+        return f"{who} answered {first.value:#x} → {register}"
+    shown = _byte_text(first.value) if first.device == "uart" and first.size == 1 else ""
+    value = f"{register} = {first.value:#x}{shown}"
+    if first.device == "unclaimed":
+        return f"{who}, so the write of {value} is dropped"
+    return f"{value} went to {who.rstrip(',')}"
+
+
+def narrate(outcome: Outcome, instruction: str | None = None) -> str:
+    """Four lines telling one exit: what the CPU stopped on, what the hardware reported, what
+    the hypervisor did, and why the guest resumes where it does. ``instruction`` is the
+    disassembly of the instruction at RIP (the stepper has it from its listing)."""
+    exit, access = outcome.exit, outcome.access
+    rip = exit.rip
+    what = instruction or (str(access) if access is not None else "an I/O instruction")
+    stopped = (f"the CPU stopped before `{what}` at RIP {rip:#x}: an intercepted I/O "
+               "instruction exits instead of executing")  # fmt: skip
+    try:
+        decoded = str(exit.access())
+    except HvmioError as e:
+        decoded = f"invalid: {e}"
+    if exit.vendor == "svm":
+        length = (exit.exitinfo2 - rip) & ((1 << 64) - 1)
+        reported = (f"SVM EXITINFO1 {exit.exitinfo1:#x} = {decoded}; EXITINFO2 "
+                    f"{exit.exitinfo2:#x} = the next RIP (length {length})")  # fmt: skip
+        rule = f"RIP + {length} = EXITINFO2"
+    else:
+        length = exit.instruction_length
+        reported = (f"VMX exit qualification {exit.qualification:#x} = {decoded}; "
+                    f"VM-exit instruction length {length}")  # fmt: skip
+        if exit.instruction_info is not None:
+            reported += f"; instruction information {exit.instruction_info:#x}"
+        rule = f"RIP + the instruction length {length}"
+    if outcome.path == "fast":
+        how = "fast path: port, size, direction from the exit record (no instruction bytes read)"
+    else:
+        how = "emulator: fetched the bytes at CS:RIP and decoded them itself"
+        if access is not None and access.string:
+            how += " (string I/O never takes the fast path)"
+    handled = f"{how}; {_device_text(outcome)}"
+    if outcome.reemulated:
+        handled += "; at completion the 2010 patch ran the full emulator again"
+    if outcome.fault is not None:
+        handled += f"; it injected {outcome.fault.vector}({outcome.fault.error_code})"
+    diff = outcome.diff.register("rip") if outcome.diff is not None else None
+    fault = outcome.fault
+    if fault is not None:
+        if fault.rip == rip:
+            resumed = (f"at {rip:#x}, the faulting instruction itself, to take "
+                       f"{fault.vector}: RIP is not advanced when the access fails")  # fmt: skip
+        else:
+            resumed = (f"at {fault.rip:#x} to take {fault.vector}: RIP was advanced before "
+                       f"the fault, a bug: the fault belongs to {rip:#x}")  # fmt: skip
+    elif not outcome.completed:
+        resumed = f"not yet: RIP stays at {rip:#x} until the device model completes the access"
+    elif not outcome.done:
+        count = ""
+        if outcome.diff is not None and outcome.diff.register("rcx") is not None:
+            count = f" (now {outcome.diff.register('rcx')[1]:#x})"
+        resumed = (f"RIP stays at {rip:#x}: this exit moved a batch of {outcome.elements} "
+                   f"element(s) and the REP count{count} is not used up, so the guest "
+                   "re-executes the same instruction and exits again")  # fmt: skip
+    else:
+        target = diff[1] if diff is not None else exit.next_rip
+        resumed = (f"at {target:#x} = {rule}: the hypervisor advanced RIP past the "
+                   "instruction (it does not move by itself)")  # fmt: skip
+    return "\n".join(f"{label:<9} {text}" for label, text in (
+        ("stopped:", stopped), ("reported:", reported), ("handled:", handled),
+        ("resumed:", resumed),
+    ))  # fmt: skip

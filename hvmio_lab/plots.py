@@ -141,3 +141,141 @@ def _rotated_names(cells: list[tuple[Field, float, float]]) -> list[str]:
     return [
         _name(f, w) for f, _, w in cells if not f.bit_names and not _fits(_name(f, w), w)
     ]
+
+
+def register_diagrams(*pairs: tuple[Layout, int | None]) -> Figure:
+    """Several registers stacked top to bottom in one figure, each drawn by
+    ``register_diagram``: e.g. the same access as SVM and as VMX report it."""
+    heights = [register_diagram(layout, value).get_figheight() for layout, value in pairs]
+    width = max(register_diagram(layout, value).get_figwidth() for layout, value in pairs)
+    fig = Figure(figsize=(width, sum(heights)))
+    axes = fig.subplots(len(pairs), 1, squeeze=False,
+                        gridspec_kw={"height_ratios": heights, "hspace": 0.35})[:, 0]
+    for ax, (layout, value) in zip(axes, pairs, strict=True):
+        register_diagram(layout, value, ax=ax)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.93, bottom=0.02)
+    return fig
+
+
+# -- timing (chapter 06): stage bars, per-exit distributions, Amdahl ----------------------------
+
+# One colour per stage, measured and modelled alike; the saved stages (fetch, decode) are the
+# warm colours so the slice the fast path removes stands out.
+STAGE_COLOURS = {
+    "exit": "#4c78a8", "exit_entry": "#4c78a8",
+    "record_read": "#72b7b2",
+    "fetch": "#f58518", "decode": "#e45756",
+    "device": "#54a24b", "device_handler": "#54a24b",
+    "device_model_round_trip": "#b279a2",
+    "writeback": "#9d755d",
+    "guest": GREY,
+}  # fmt: skip
+
+
+def _breakdown(data) -> tuple[dict, str]:
+    """(label → stage → value, unit) from a measured ``Table``, a ``Prediction`` or a mapping."""
+    from .timing import Prediction, Table
+
+    if isinstance(data, Table):
+        return data.stage_medians(), "ns"
+    if isinstance(data, Prediction):
+        return {path: dict(stages) for path, stages in data.stages.items()}, "cycles"
+    return {label: dict(stages) for label, stages in data.items()}, ""
+
+
+def stage_bars(data, unit: str | None = None, title: str = "", ax: Axes | None = None) -> Figure:
+    """Stacked bars, one per path, one segment per stage: where one exit's time goes.
+
+    ``data`` is a measured ``timing.Table`` (median ns per stage), a ``timing.Prediction``
+    (cycles) or a mapping ``{label: {stage: value}}``. The gap between the bars is exactly
+    the fetch and decode segments: that is all the fast path saves.
+    """
+    breakdown, default_unit = _breakdown(data)
+    unit = default_unit if unit is None else unit
+    if ax is None:
+        fig = Figure(figsize=(8.5, 1.2 + 0.45 * max(len(breakdown), 2)))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    stages = list(dict.fromkeys(st for stages in breakdown.values() for st in stages))
+    labels = list(breakdown)
+    left = [0.0] * len(labels)
+    for stage in stages:
+        widths = [breakdown[label].get(stage, 0) for label in labels]
+        if not any(widths):
+            continue
+        ax.barh(labels, widths, left=left, label=stage.replace("_", " "),
+                color=STAGE_COLOURS.get(stage, PALETTE[stages.index(stage) % len(PALETTE)]))
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    for y, total in enumerate(left):
+        ax.text(total, y, f" {total:,.0f}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(left, default=1) * 1.15 or 1)
+    ax.set_xlabel(f"per exit ({unit})" if unit else "per exit")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def exit_time_distribution(table, ax: Axes | None = None, title: str = "") -> Figure:
+    """Per-exit total time of each measured run, as step histograms on a log scale with the
+    median marked: the spread is the machine's noise, the shift between runs is the paths'."""
+    import numpy as np
+
+    totals = table.exit_totals()
+    if ax is None:
+        fig = Figure(figsize=(7.5, 3.2))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    every = [ns / 1000 for run in totals.values() for ns in run]
+    if not every:
+        raise ValueError("the table holds no exits to draw")
+    lo, hi = max(min(every), 1e-3), max(every)
+    bins = np.geomspace(lo, hi * 1.0001 if hi > lo else lo * 2, 40)
+    for i, ((vendor, path), run) in enumerate(totals.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        us = [ns / 1000 for ns in run]
+        ax.hist(us, bins=bins, histtype="step", lw=1.5, color=colour, label=f"{vendor}/{path}")
+        ax.axvline(float(np.median(us)), color=colour, ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("time per exit (µs, log scale); dashed: median")
+    ax.set_ylabel("exits")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def amdahl_chart(profile="amd-k8-2010", guest_cycles: float = 0.0,
+                 device_model_shares=(0.0, 0.1, 0.5, 1.0), ax: Axes | None = None) -> Figure:
+    """Predicted speedup of the fast path against the share of exits it can take (non-string),
+    one line per share of exits that go to the device model (Amdahl's law)."""
+    from .timing import Mix, load_profile, predict
+
+    profile = load_profile(profile) if isinstance(profile, str) else profile
+    if ax is None:
+        fig = Figure(figsize=(7.5, 3.6))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    xs = [i / 50 for i in range(51)]
+    for i, dm in enumerate(device_model_shares):
+        ys = [predict(profile, Mix.of(x, dm, guest_cycles)).speedup for x in xs]
+        ax.plot(xs, ys, color=PALETTE[i % len(PALETTE)], lw=1.8,
+                label=f"{dm:.0%} of exits to the device model")
+    best = predict(profile, Mix.of(1.0, 0.0, guest_cycles)).speedup
+    ax.axhline(1.0, color="black", lw=0.6)
+    ax.plot([1.0], [best], "o", color=PALETTE[0])
+    ax.annotate(f"every exit fast, none to the device model: ×{best:.2f}", (1.0, best),
+                xytext=(-10, -4), textcoords="offset points", ha="right", va="top", fontsize=8)
+    ax.set_xlabel("share of exits that can take the fast path (non-string)")
+    ax.set_ylabel("speedup (emulate / fast)")
+    work = f", {guest_cycles:,.0f} guest cycles between exits" if guest_cycles else ""
+    ax.set_title(f"Amdahl: {profile.title}{work}", fontsize=9, loc="left")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -98,10 +98,12 @@ def ex_03_2(answer) -> Verdict:
     value = as_int(answer, "The exit qualification")
     if value == OUT_80_AL:
         return right("size − 1 = 0, OUT, immediate, port 0x80: 0x00800040.")
+    if value >> 16 == 0 and value & 0xFF80:
+        return wrong("The port goes in bits 31:16 (0x80 << 16); bits 15:7 are reserved.")
     try:
         f = EXIT_QUALIFICATION.decode(value)
     except ExitInfoError as e:
-        if _is_svm_layout(value):
+        if _is_svm_out_80(value):
             return wrong("That is SVM's EXITINFO1 layout (TYPE, one-hot SZ, A). The VMX "
                          f"qualification is a different table. ({e})")
         return wrong(f"The decoder refuses it: {e}.")
@@ -119,12 +121,13 @@ def ex_03_2(answer) -> Verdict:
     return wrong(f"Compare your value {value:#x} with the table bit by bit.")
 
 
-def _is_svm_layout(value: int) -> bool:
+def _is_svm_out_80(value: int) -> bool:
+    """Whether ``value`` is SVM's EXITINFO1 for an OUT to port 0x80."""
     try:
-        EXITINFO1.decode(value)
+        f = EXITINFO1.decode(value)
     except ExitInfoError:
         return False
-    return True
+    return f["PORT"] == 0x80 and not f["TYPE"]
 
 
 # -- 03.3: why size encoding 2 never appears ------------------------------------------------------

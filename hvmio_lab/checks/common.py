@@ -63,6 +63,9 @@ class Exercise:
     hint_text: str = ""
 
     def judge(self, *answer: Any) -> Verdict:
+        if any(a is None or a is Ellipsis for a in answer):
+            return Verdict(False, f"{WRONG} No answer yet: replace None with yours, then run the "
+                                  "cell again.")
         try:
             return self.judge_fn(*answer)
         except AnswerError as e:
@@ -107,7 +110,7 @@ def exercise(key: str, question: str, solution: str, hint: str = ""):
 def as_int(answer: Any, what: str) -> int:
     """An integer answer; a string such as '0x1f480241' is read too."""
     if isinstance(answer, bool):
-        raise AnswerError(f"{what} is a number such as 0x1F480241, not {answer!r}.")
+        raise AnswerError(f"{what} is a number such as 0x12340000, not {answer!r}.")
     if isinstance(answer, int):
         return answer
     if isinstance(answer, str):
@@ -115,7 +118,7 @@ def as_int(answer: Any, what: str) -> int:
             return int(answer.strip().replace("_", ""), 0)
         except ValueError:
             pass
-    raise AnswerError(f"{what} is a number such as 0x1F480241; got {answer!r}.")
+    raise AnswerError(f"{what} is a number such as 0x12340000; got {answer!r}.")
 
 
 def as_word(answer: Any, what: str) -> str:

@@ -27,6 +27,8 @@ import html
 
 import ipywidgets as W
 import traitlets
+from ipywidgets.widgets.widget_bool import ToggleButtonStyle
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from ..cli import format_rows
 from ..errors import ExitInfoError
@@ -119,9 +121,21 @@ class BitFlipper(W.VBox):
         self.bit_toggles: dict[int, W.ToggleButton] = {}
         self.high_toggle: W.ToggleButton | None = None
 
-        title = W.HTML(
-            f"<b>{html.escape(layout.title)}</b> "
-            f"<span style='color:#666'>({html.escape(layout.source)})</span>"
+        # Widgets share layout and style models where they can: each model is a comm message
+        # and a view to render, and a 64-bit register has dozens of toggles.
+        self._shared = {
+            "bit": W.Layout(width=f"{BIT_PX}px", height="26px", margin="0 1px", padding="0"),
+            "high": W.Layout(width="6.5em", height="26px", margin="0 1px", padding="0"),
+            "toggle_style": ToggleButtonStyle(),
+            "html_style": HTMLStyle(),
+            "label": W.Layout(margin="0 1px"),
+            "row": W.Layout(margin="0"),
+            "group": W.Layout(margin="0 4px 4px 0", align_items="stretch"),
+        }
+        head = W.HTML(
+            _style_sheet(layout) + f"<b>{html.escape(layout.title)}</b> "
+            f"<span style='color:#666'>({html.escape(layout.source)})</span>",
+            style=self._shared["html_style"],
         )
         bits = W.HBox(
             [self._field_group(f) for f in reversed(layout.fields)],
@@ -133,12 +147,12 @@ class BitFlipper(W.VBox):
         )
         self.hex.add_class("hvmio-hex")
         self.hex.observe(self._on_hex, "value")
-        self.error = W.HTML("")
+        self.error = W.HTML("", style=self._shared["html_style"])
         self.error.add_class("hvmio-error")
-        self.decoded = W.HTML()
+        self.decoded = W.HTML(style=self._shared["html_style"])
         self.decoded.add_class("hvmio-decoded")
 
-        children = [W.HTML(_style_sheet(layout)), title, bits, self.hex, self.error, self.decoded]
+        children = [head, bits, self.hex, self.error, self.decoded]
         self.target = _translation_target(layout)
         if self.target:
             children.append(self._translation_box())
@@ -154,16 +168,16 @@ class BitFlipper(W.VBox):
         colour = field_colour(self.register, f)
         cls = _colour_class(colour)
         if f.lsb >= HIGH_SHIFT and is_filler(f):  # 63:32 as one toggle
-            toggle = self._make_toggle(f"{f.bit_range} ≠ 0", cls, "6.5em")
+            toggle = self._make_toggle(f"{f.bit_range} ≠ 0", cls, "high")
             toggle.tooltip = f"{f.bit_range} {f.name}: any set bit here is refused"
             toggle.add_class("hvmio-high")
             toggle.observe(self._on_high, "value")
             self.high_toggle = toggle
-            numbers = W.HTML(f"<div style='font-size:10px;color:#444'>{f.bit_range}</div>")
+            numbers = f"<div style='font-size:10px;color:#444'>{f.bit_range}</div>"
             return self._group(f, colour, numbers, [toggle])
         toggles = []
         for bit in range(f.msb, f.lsb - 1, -1):
-            toggle = self._make_toggle("0", cls, f"{BIT_PX}px")
+            toggle = self._make_toggle("0", cls, "bit")
             name = f.bit_names[bit - f.lsb] if f.bit_names else f.name
             toggle.tooltip = f"bit {bit}: {name}"
             toggle.add_class("hvmio-bit")
@@ -175,7 +189,7 @@ class BitFlipper(W.VBox):
             if f.bit_names
             else [str(b) for b in range(f.msb, f.lsb - 1, -1)]
         )
-        numbers = W.HTML(
+        numbers = (
             "<div style='display:flex;font-size:9px;color:#444'>"
             + "".join(
                 f"<span style='width:{PITCH_PX}px;text-align:center;overflow:hidden'>{x}</span>"
@@ -185,26 +199,26 @@ class BitFlipper(W.VBox):
         )
         return self._group(f, colour, numbers, toggles)
 
-    def _make_toggle(self, description: str, cls: str, width: str) -> W.ToggleButton:
+    def _make_toggle(self, description: str, cls: str, kind: str) -> W.ToggleButton:
         toggle = W.ToggleButton(
             description=description, disabled=self.readonly,
-            layout=W.Layout(width=width, height="26px", margin="0 1px", padding="0"),
+            layout=self._shared[kind], style=self._shared["toggle_style"],
         )
         toggle.add_class(cls)
         return toggle
 
-    @staticmethod
-    def _group(f: Field, colour: str, numbers: W.HTML, toggles: list) -> W.VBox:
-        header = W.HTML(
+    def _group(self, f: Field, colour: str, numbers: str, toggles: list) -> W.VBox:
+        """A field: its name and bit range over its bit numbers (one HTML), then its toggles."""
+        label = W.HTML(
             f"<div title='{html.escape(f.meaning)}' style='background:{tint(colour, 0.45)};"
             "border:1px solid #555;font-size:11px;text-align:center;white-space:nowrap;"
             f"padding:0 3px'>{html.escape(f.name)} <span style='color:#444'>"
-            f"{f.bit_range}</span></div>",
-            layout=W.Layout(margin="0 1px"),
+            f"{f.bit_range}</span></div>{numbers}",
+            layout=self._shared["label"], style=self._shared["html_style"],
         )
         return W.VBox(
-            [header, numbers, W.HBox(toggles, layout=W.Layout(margin="0"))],
-            layout=W.Layout(margin="0 4px 4px 0", align_items="stretch"),
+            [label, W.HBox(toggles, layout=self._shared["row"])],
+            layout=self._shared["group"],
         )
 
     def _translation_box(self) -> W.VBox:
@@ -213,17 +227,17 @@ class BitFlipper(W.VBox):
         # Facts the source record does not carry: the learner chooses, the widget never guesses.
         # (ipywidgets reads a None value as "nothing selected", hence the CHOOSE sentinel.)
         self.immediate_choice = W.Dropdown(
-            description="port from",
+            description="port from", style={"description_width": "initial"},
             options=[(CHOOSE, CHOOSE), ("DX (bit 6 = 0)", "DX"), ("imm8 (bit 6 = 1)", "imm8")],
             value=CHOOSE,
         )
         self.address_size_choice = W.Dropdown(
-            description="address size",
+            description="address size", style={"description_width": "initial"},
             options=[(CHOOSE, CHOOSE), ("16-bit", 16), ("32-bit", 32), ("64-bit", 64)],
             value=CHOOSE,
         )
         self.segment_choice = W.Dropdown(
-            description="segment",
+            description="segment (string I/O)", style={"description_width": "initial"},
             options=[(CHOOSE, CHOOSE)] + [(s, s) for s in SEGMENTS],
             value=CHOOSE,
         )
@@ -453,8 +467,10 @@ class BitFlipper(W.VBox):
         data["text/plain"] = repr(self)
         error = self.error_text
         error = f"<p style='color:#b00000'>✗ {html.escape(error)}</p>" if error else ""
+        translated = self.translated_text
+        translated = f"<p><i>{html.escape(translated)}</i></p>" if translated else ""
         data["text/html"] = (
             f"<div><b>{html.escape(self.register.name)} = {self.value:#x}</b>"
-            f"{rows_html(self.table_rows)}{error}</div>"
+            f"{rows_html(self.table_rows)}{error}{translated}</div>"
         )
         return data

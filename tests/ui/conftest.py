@@ -1,6 +1,7 @@
 """Fixtures for the real-browser tier (``@pytest.mark.ui``).
 
-* ``browser``     one headless Debian Chromium for the session
+* ``browser``     one headless Debian Chromium for the session (``browser_context``:
+                  one context in it; every test opens and closes its own page)
 * ``lab_server``  one private JupyterLab server for the session, serving copies of
                   ``notebooks/`` (plus the UI stand-in notebook) from a temp root
 * ``lab``         a fresh browser context + page on that server (``LabPage``)
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from . import lab as L
-from .standin import BROKEN_NAME, STANDIN_NAME, broken_notebook, standin_notebook
+from .broken import BROKEN_NAME, broken_notebook
 
 _TIER: dict[str, float] = {}
 record = L.record
@@ -43,6 +44,9 @@ def browser() -> Iterator[object]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _need("the playwright Python package", False)
+    # Screenshots of this run only: clear what an earlier run left.
+    for old in L.ARTIFACTS.glob("*.png"):
+        old.unlink()
     pw = sync_playwright().start()
     try:
         b = pw.chromium.launch(executable_path=str(L.CHROMIUM), headless=True, args=L.CHROMIUM_ARGS)
@@ -57,7 +61,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[L.LabServer]:
     tmp = tmp_path_factory.mktemp("ui-lab")
-    extra = {STANDIN_NAME: standin_notebook(), BROKEN_NAME: broken_notebook()}
+    extra = {BROKEN_NAME: broken_notebook()}
     root = L.stage_notebooks(tmp / "work", extra)
     server = L.LabServer.launch(tmp, root)
     record("lab server start (s)", server.startup_seconds)
@@ -65,9 +69,17 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[L.LabServer
     server.stop()
 
 
-def _offline_context(browser: object, blocked: list[str]):
-    """A browser context that lets only loopback requests through."""
+@pytest.fixture(scope="session")
+def browser_context(browser: object) -> Iterator[object]:
+    """One context for the session (a new one costs ~1 s); each test gets its own page."""
     ctx = browser.new_context(viewport=L.VIEWPORT)  # type: ignore[attr-defined]
+    yield ctx
+    ctx.close()
+
+
+def _offline_page(ctx: object, blocked: list[str]):
+    """A new page that lets only loopback requests through (the rest are recorded)."""
+    page = ctx.new_page()  # type: ignore[attr-defined]
 
     def is_external(url: str) -> bool:
         return url.startswith(("http:", "https:", "ws:", "wss:")) and not url.startswith(
@@ -78,8 +90,8 @@ def _offline_context(browser: object, blocked: list[str]):
         blocked.append(route.request.url)
         route.abort("internetdisconnected")
 
-    ctx.route(is_external, abort)
-    return ctx
+    page.route(is_external, abort)
+    return page
 
 
 def _watch(page: L.BrowserPage) -> None:
@@ -105,12 +117,11 @@ def _passed(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture
 def lab(
-    browser: object, lab_server: L.LabServer, request: pytest.FixtureRequest
+    browser_context: object, lab_server: L.LabServer, request: pytest.FixtureRequest
 ) -> Iterator[L.LabPage]:
     blocked: list[str] = []
-    ctx = _offline_context(browser, blocked)
     page = L.LabPage(
-        page=ctx.new_page(),
+        page=_offline_page(browser_context, blocked),
         test_name=request.node.name,
         server=lab_server,
         blocked_requests=blocked,
@@ -123,43 +134,42 @@ def lab(
     finally:
         if not _passed(request):
             _evidence(page, lab_server)
-        ctx.close()
+        page.page.close()
         lab_server.delete_sessions()
 
 
 @pytest.fixture
 def voila(
-    browser: object, tmp_path: Path, request: pytest.FixtureRequest
+    browser_context: object, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., L.VoilaPage]]:
     """``voila(name, text=None)``: stage notebooks (+ ``text`` as ``name``) and serve."""
-    opened: list[tuple[object, L.ServerProcess, L.VoilaPage]] = []
+    opened: list[tuple[L.ServerProcess, L.VoilaPage]] = []
 
     def start(name: str, text: str | None = None) -> L.VoilaPage:
         root = L.stage_notebooks(tmp_path / "work", {name: text} if text else None)
         server = L.launch_voila(tmp_path, root / name)
         record(f"voila start {name} (s)", server.startup_seconds)
         blocked: list[str] = []
-        ctx = _offline_context(browser, blocked)
         vp = L.VoilaPage(
-            page=ctx.new_page(),
+            page=_offline_page(browser_context, blocked),
             test_name=request.node.name,
             server=server,
             blocked_requests=blocked,
         )
         _watch(vp)
-        opened.append((ctx, server, vp))
+        opened.append((server, vp))
         return vp
 
     try:
         yield start
         if _passed(request):
-            for _, _, vp in opened:
+            for _, vp in opened:
                 vp.assert_no_widget_errors()
     finally:
-        for ctx, server, vp in opened:
+        for server, vp in opened:
             if not _passed(request):
                 _evidence(vp, server)
-            ctx.close()  # type: ignore[attr-defined]
+            vp.page.close()
             server.stop()
 
 

@@ -29,13 +29,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+try:  # importable without playwright, so the tier can skip (or fail under CI) cleanly
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+except ImportError:  # pragma: no cover
+    PlaywrightTimeoutError = TimeoutError  # type: ignore[misc,assignment]
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = REPO_ROOT / "notebooks"
+# HVMIO_UI_NOTEBOOKS points the tier at another notebooks dir (to try drafts).
+NOTEBOOKS = Path(os.environ.get("HVMIO_UI_NOTEBOOKS", REPO_ROOT / "notebooks"))
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 
 CHROMIUM = Path(os.environ.get("HVMIO_UI_CHROMIUM", "/usr/bin/chromium"))
@@ -138,6 +142,10 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+class ServerExited(RuntimeError):
+    """The server process ended before it answered (e.g. its port was taken)."""
+
+
 @dataclass
 class ServerProcess:
     """A server child process, started in its own process group, stopped by its PID."""
@@ -169,7 +177,7 @@ class ServerProcess:
         deadline = t0 + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
+                raise ServerExited(
                     f"{self.name} exited with {self.proc.returncode} before answering:\n"
                     + self.log_tail()
                 )
@@ -250,7 +258,7 @@ class LabServer(ServerProcess):
             server.root_dir = root_dir
             try:
                 return server.start(timeout=timeout)  # type: ignore[return-value]
-            except RuntimeError as e:
+            except ServerExited as e:
                 last_error = e
         raise RuntimeError(f"jupyter lab would not start: {last_error}")
 
@@ -578,6 +586,34 @@ class LabPage(BrowserPage):
             self.snap("run-all-failed")
             raise AssertionError("a cell raised during Run All:\n" + "\n---\n".join(tracebacks))
         return elapsed
+
+    def log_console_count(self) -> int:
+        """Messages waiting in JupyterLab's log console (the status-bar counter)."""
+        item = self.page.locator(".jp-LogConsoleStatusItem:not(.lm-mod-hidden)")
+        if not item.count():
+            return 0
+        digits = re.sub(r"\D", "", item.first.inner_text())
+        return int(digits or 0)
+
+    def assert_no_traceback(self) -> None:
+        """No traceback on the page, and nothing in the log console.
+
+        In JupyterLab an exception raised in a widget callback (``observe``, ``on_click``)
+        is not shown on the page at all: it goes to the log console, whose status-bar
+        counter lights up. So a non-zero counter fails too, with the console's text.
+        """
+        super().assert_no_traceback()
+        n = self.log_console_count()
+        if n:
+            self.page.locator(".jp-LogConsoleStatusItem").first.click()
+            panel = self.page.locator(".jp-LogConsolePanel").first
+            panel.wait_for(timeout=self.timeout_ms)
+            self.page.wait_for_timeout(200)
+            self.snap("log-console")
+            raise AssertionError(
+                f"{n} message(s) in the log console (a widget callback raised or printed):\n"
+                + panel.inner_text()[-3000:]
+            )
 
     def run_all(self, name: str) -> float:
         """Open ``name``, wait for a live idle kernel, Run All; screenshot each step."""

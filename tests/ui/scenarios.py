@@ -1,14 +1,15 @@
 """What a student does with each widget, written once for JupyterLab and Voila pages.
 
-Each check drives one widget through the CSS contract documented in ``standin.py`` and
+Each check drives one widget through the CSS contract documented in ``README.md`` and
 returns the click-to-update latency in ms (measured, printed, never asserted).
 """
 
 from __future__ import annotations
 
-from playwright.sync_api import expect
+from typing import TYPE_CHECKING
 
-from .lab import BrowserPage
+if TYPE_CHECKING:
+    from .lab import BrowserPage
 
 # 0x70 sets SZ8, SZ16 and SZ32 at once: the size field is one-hot, so this is invalid.
 INVALID_HEX = "0x70"
@@ -27,6 +28,8 @@ def check_bitflipper(ui: BrowserPage, index: int = 0) -> float:
     after = ui.wait_text_change(".hvmio-decoded", before, within=scope)
     assert after != before
     ui.snap("bit-flipped")
+
+    from playwright.sync_api import expect
 
     ui.set_text(".hvmio-hex", INVALID_HEX, within=scope)
     error = ui.widget(".hvmio-error", within=scope)

@@ -1,14 +1,11 @@
-"""The workbook's notebooks, driven in a real browser as a student would.
-
-Each test skips while its notebook has not landed in notebooks/ yet.
-"""
+"""The workbook's notebooks, driven in a real browser as a student would."""
 
 from __future__ import annotations
 
 import pytest
 
 from . import scenarios
-from .lab import NOTEBOOKS, LabPage, record
+from .lab import LabPage, record
 
 pytestmark = pytest.mark.ui
 
@@ -16,13 +13,6 @@ NB_IO_EXIT = "01-the-io-exit.ipynb"
 NB_EXITINFO1 = "02-svm-exitinfo1.ipynb"
 
 
-def _needs(name: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(
-        not (NOTEBOOKS / name).exists(), reason=f"notebooks/{name} does not exist yet"
-    )
-
-
-@_needs(NB_EXITINFO1)
 def test_exitinfo1_bitflipper(lab: LabPage) -> None:
     record(f"lab Run All {NB_EXITINFO1} (s)", lab.run_all(NB_EXITINFO1))
     record("lab click->HTML latency, BitFlipper (ms)", scenarios.check_bitflipper(lab))
@@ -30,7 +20,6 @@ def test_exitinfo1_bitflipper(lab: LabPage) -> None:
     lab.assert_no_widget_errors()
 
 
-@_needs(NB_IO_EXIT)
 def test_io_exit_stepper(lab: LabPage) -> None:
     record(f"lab Run All {NB_IO_EXIT} (s)", lab.run_all(NB_IO_EXIT))
     record("lab click->HTML latency, ExitStepper (ms)", scenarios.check_stepper(lab))
@@ -38,7 +27,6 @@ def test_io_exit_stepper(lab: LabPage) -> None:
     lab.assert_no_widget_errors()
 
 
-@_needs(NB_EXITINFO1)
 def test_exitinfo1_classroom_mode(voila) -> None:
     """`make demo`: Voila renders the notebook offline, code hidden, widgets live."""
     ui = voila(NB_EXITINFO1)

@@ -1,0 +1,276 @@
+"""Chapter 01, the I/O exit: exercises and seeded exit-count practice.
+
+Facts: every IN/OUT of ``uart_hello`` exits (the ports are set in the I/O intercept bitmaps:
+VMX bitmap A for 0x0000–0x7FFF, bitmap B for 0x8000–0xFFFF, SDM 24.6.4; the SVM IOPM); the
+CPU stops before the instruction and the hypervisor advances RIP to EXITINFO2 (SVM) or by the
+VM-exit instruction length (VMX) once the access has completed (IO_EXITS.md §2, §3, §7 item 10).
+The program's shape (data/guests/uart_hello.asm): per character one LSR poll and one THR
+write, then one POST write, so 2 · len(message) + 1 exits with a transmitter that is always
+empty.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ..guest import load_program
+from .common import AnswerError, Practice, Question, Verdict, as_word, exercise, right, wrong
+
+_HELLO = load_program("uart_hello")
+MESSAGE = _HELLO.params["message"]
+EXITS_01_1 = 2 * len(MESSAGE) + 1
+_LISTING = _HELLO.listing()
+_OUT_INDEX = next(i for i, (_, _, text) in enumerate(_LISTING) if text == "out dx, al")
+OUT_RIP, OUT_BYTES, _ = _LISTING[_OUT_INDEX]
+NEXT_RIP_01_2 = _LISTING[_OUT_INDEX + 1][0]
+_JMP_TARGET = int(_LISTING[_OUT_INDEX + 1][2].split()[-1], 0)  # `jmp next_char` after the OUT
+
+
+def as_count(answer: Any, what: str) -> int:
+    """A whole number: an int, or a string such as '37' or '0x25'."""
+    if isinstance(answer, bool):
+        raise AnswerError(f"Answer {what} with a number, e.g. 12; got {answer!r}.")
+    if isinstance(answer, int):
+        return answer
+    if isinstance(answer, str):
+        try:
+            return int(answer.strip().replace("_", ""), 0)
+        except ValueError:
+            pass
+    raise AnswerError(f"Answer {what} with a number, e.g. 12 or 0x7c00; got {answer!r}.")
+
+
+# -- 01.1: how many exits does uart_hello take? -------------------------------------------------
+
+_SOLUTION_01_1 = f"""
+{EXITS_01_1} exits = 2 × {len(MESSAGE)} + 1.
+
+The message {MESSAGE!r} has {len(MESSAGE)} characters (the newline counts; the terminating zero
+byte is never sent: `test al, al; jz done`). For each character the program
+  - polls the Line Status Register: `in al, dx` with DX = 0x3FD, one exit, and the model's
+    transmitter is always empty, so THRE is set on the first poll;
+  - writes the character to the Transmit Holding Register: `out dx, al` with DX = 0x3F8,
+    one exit.
+Then it reports success with `out 0x80, al` (POST code 0xAA): one more exit. HLT stops the
+guest; it is not an I/O instruction. Every IN and OUT exits because the hypervisor set the
+ports' bits in the I/O intercept bitmaps (VMX bitmaps A/B, SVM IOPM).
+"""
+
+
+@exercise(
+    "01_1",
+    f"How many VM exits does uart_hello take to print its {len(MESSAGE)}-character message "
+    f"{MESSAGE!r} and report success? Answer with a number.",
+    _SOLUTION_01_1,
+    hint="Count the I/O instructions the program runs per character, then what comes after "
+    "the last character.",
+)
+def ex_01_1(answer) -> Verdict:
+    n = len(MESSAGE)
+    count = as_count(answer, "the exit count")
+    if count == EXITS_01_1:
+        return right(f"One LSR poll and one THR write per character, then the POST code: "
+                     f"2 × {n} + 1.")  # fmt: skip
+    if count == n:
+        return wrong("That counts the THR writes only. Before each character the program "
+                     "polls the LSR with `in al, dx`, and that IN exits too: the CPU cannot "
+                     "read the device itself.")  # fmt: skip
+    if count == n + 1:
+        return wrong("One exit per character plus the POST code leaves out the LSR polls: "
+                     "each character costs an IN (the poll) and an OUT (the write).")  # fmt: skip
+    if count == 2 * n:
+        return wrong("That covers the poll and the write of every character. What does the "
+                     "program do after the last one? Look for port 0x80.")  # fmt: skip
+    if count in (2 * (n - 1) + 1, 2 * (n - 1)):
+        return wrong(f"The message has {n} characters: the newline at the end is one too.")
+    if count == EXITS_01_1 + 1:
+        return wrong("One too many. HLT stops the guest, but it is not an I/O instruction (only "
+                     "IN, OUT, INS and OUTS cause I/O exits), and the terminating zero byte is "
+                     "never sent.")  # fmt: skip
+    if count in (2 * (n + 1) + 1, 2 * (n + 1)):
+        return wrong("The terminating zero byte is never sent: `test al, al; jz done` leaves "
+                     "the loop before any poll for it.")  # fmt: skip
+    if count > EXITS_01_1:
+        return wrong("The model's transmitter is always empty (LSR reads 0x60, THRE set), so "
+                     "the first poll for each character already succeeds.")  # fmt: skip
+    return wrong("Count the I/O instructions run per character (look for `in` and `out` in "
+                 "the listing), then add what runs after the loop.")  # fmt: skip
+
+
+# -- 01.2: RIP after an `out dx, al` exit -------------------------------------------------------
+
+_SOLUTION_01_2 = f"""
+{NEXT_RIP_01_2:#x} = {OUT_RIP:#x} + 1.
+
+`out dx, al` is one byte ({OUT_BYTES}). At the exit RIP still points at the OUT: the CPU
+stopped before executing it. The hardware reports where the next instruction starts:
+  SVM: EXITINFO2 = {NEXT_RIP_01_2:#x} (the next RIP; length = EXITINFO2 − RIP = 1);
+  VMX: VM-exit instruction length = 1, so next RIP = RIP + 1.
+Once the write has reached the UART, the hypervisor sets RIP to that value and re-enters the
+guest, which runs the `jmp` at {NEXT_RIP_01_2:#x} itself. RIP does not move on by itself: a
+hypervisor that forgets to advance it makes the guest execute the OUT again, and exit again.
+"""
+
+
+@exercise(
+    "01_2",
+    f"uart_hello's THR write `out dx, al` sits at RIP {OUT_RIP:#x} (its bytes: {OUT_BYTES}). "
+    "After the hypervisor has handled its exit, at which RIP does the guest resume?",
+    _SOLUTION_01_2,
+    hint="Where does the next instruction start? The exit record says so (EXITINFO2, or the "
+    "instruction length).",
+)
+def ex_01_2(answer) -> Verdict:
+    rip = as_count(answer, "the RIP")
+    if rip == NEXT_RIP_01_2:
+        return right("The hypervisor advanced RIP by the instruction's length, 1 byte: "
+                     "EXITINFO2 on SVM, the VM-exit instruction length on VMX.")  # fmt: skip
+    if rip == OUT_RIP:
+        return wrong("That is where the guest exited. RIP does not move on by itself after an "
+                     "exit: the hypervisor advances it (to EXITINFO2 on SVM, by the "
+                     "instruction length on VMX). Left where it is, the guest would run the OUT "
+                     "again, and exit again.")  # fmt: skip
+    if rip == OUT_RIP + 2:
+        return wrong(f"`out dx, al` is one byte ({OUT_BYTES}); the two-byte form is "
+                     "`out imm8, al` (E6 ib).")  # fmt: skip
+    if rip == _JMP_TARGET:
+        return wrong("The hypervisor resumes the guest at the instruction right after the OUT; "
+                     "the `jmp` there runs in the guest afterwards.")  # fmt: skip
+    return wrong(f"The guest resumes at the first byte after the OUT: {OUT_RIP:#x} plus the "
+                 "OUT's length in bytes.")  # fmt: skip
+
+
+# -- 01.3: which VMX I/O bitmap? ----------------------------------------------------------------
+
+PORT_01_3 = 0xB008  # the PM timer port propolis traced (IO_EXITS.md §7 item 12)
+
+_SOLUTION_01_3 = f"""
+Bitmap B.
+
+VMX has two 4 KiB I/O bitmaps, one bit per port (SDM 24.6.4, IO_EXITS.md §7 item 10):
+  bitmap A: ports 0x0000–0x7FFF (bit = port)
+  bitmap B: ports 0x8000–0xFFFF (bit = port − 0x8000)
+{PORT_01_3:#06x} ≥ 0x8000, so its bit is bit {PORT_01_3 - 0x8000:#x} of bitmap B. A set bit makes
+the access exit (an access exits if any port it touches is set). SVM has one I/O permission
+map (the IOPM, 12 KB in KVM and Xen) covering all 65536 ports.
+"""
+
+
+@exercise(
+    "01_3",
+    f"A guest reads the PM timer at port {PORT_01_3:#06x}. Which VMX I/O bitmap holds the bit "
+    "that makes this IN exit: 'A' or 'B'?",
+    _SOLUTION_01_3,
+    hint="Each bitmap covers half of the 65536 ports.",
+)
+def ex_01_3(answer) -> Verdict:
+    word = as_word(answer, "the bitmap").removeprefix("bitmap").strip()
+    if word not in ("a", "b"):
+        raise AnswerError("Answer 'A' or 'B'.")
+    if word == "b":
+        return right(f"Bitmap B covers 0x8000–0xFFFF; the bit is {PORT_01_3 - 0x8000:#x}.")
+    return wrong("Bitmap A covers ports 0x0000–0x7FFF only; is "
+                 f"{PORT_01_3:#06x} below 0x8000?")  # fmt: skip
+
+
+# -- 01.4: who puts the device's answer into AL? -------------------------------------------------
+
+_SOLUTION_01_4 = """
+The hypervisor.
+
+The IN never executes in the guest: the CPU exits before it. The hypervisor works out the access
+(from the exit record, or by decoding the bytes), asks the device (inside the hypervisor, or an
+external device model such as QEMU, by a request and its completion) for the LSR value, writes
+it into AL itself and advances RIP. The device never sees the guest's registers, and the guest
+never talks to the device directly: the exit stepper's device log shows every access the
+hypervisor made on the guest's behalf.
+"""
+
+_WHO = {
+    "hypervisor": "hypervisor", "vmm": "hypervisor", "host": "hypervisor", "kvm": "hypervisor",
+    "xen": "hypervisor", "cpu": "cpu", "hardware": "cpu", "processor": "cpu", "guest": "guest",
+    "device": "device", "device model": "device", "uart": "device", "qemu": "device",
+}  # fmt: skip
+
+
+@exercise(
+    "01_4",
+    "uart_hello's `in al, dx` reads the UART's LSR. Inside the VM, who writes the value into "
+    "AL: 'device', 'cpu', 'guest' or 'hypervisor'?",
+    _SOLUTION_01_4,
+    hint="Look at the narrative of the first exit: who did what, in which order?",
+)
+def ex_01_4(answer) -> Verdict:
+    who = _WHO.get(as_word(answer, "who"))
+    if who is None:
+        raise AnswerError("Answer 'device', 'cpu', 'guest' or 'hypervisor'.")
+    if who == "hypervisor":
+        return right("The device answers the hypervisor; the hypervisor writes AL and moves RIP.")
+    if who == "device":
+        return wrong("The device does not answer the guest directly. The IN exits, and the "
+                     "hypervisor asks the device on the guest's behalf, then writes the answer "
+                     "into AL itself.")  # fmt: skip
+    if who == "cpu":
+        return wrong("The CPU exited before executing the IN, so it read nothing: the value "
+                     "reaches AL another way.")  # fmt: skip
+    return wrong("The guest is stopped while its exit is handled: it cannot write its own AL.")
+
+
+# -- practice: predict exit counts --------------------------------------------------------------
+
+WORDS = ("ok", "boot", "hi\n", "xen", "kvm\n", "ready", "PIO", "exit!\n", "UART", "done\n")
+
+HOW = (
+    "Each guest prints its message like uart_hello: for each character it polls the LSR until "
+    "THRE is set, then writes the character to the THR; after the message it writes one POST "
+    "code to port 0x80 and halts. Answer with the number of VM exits."
+)
+
+
+def _count_question(message: str, busy: int) -> Question:
+    n = len(message)
+    polls = busy + 1
+    answer = n * (polls + 1) + 1
+    if busy:
+        first = "first poll" if busy == 1 else f"first {busy} polls"
+        said = f"the LSR reports the transmitter busy on the {first} of each character"
+    else:
+        said = "the transmitter is always empty"
+    prompt = f"message {message!r}, {said}."
+    poll_text = f"{polls} LSR poll{'s' if polls > 1 else ''}"
+    worked = (f"{n} characters × ({poll_text} + 1 THR write) + 1 POST write "
+              f"= {n} × {polls + 1} + 1 = {answer}")  # fmt: skip
+
+    def judge(value: Any) -> Verdict:
+        got = as_count(value, "the exit count")
+        if got == answer:
+            return right(worked)
+        if got == n * (polls + 1):
+            return wrong("Do not forget the POST write after the message.")
+        if got == n * 2 + 1 and busy:
+            return wrong("A busy poll exits too: every LSR read is an IN.")
+        if got == n * polls + 1 or got == n + 1:
+            return wrong("Each character also costs its THR write (an OUT).")
+        return wrong("Count per character: the LSR polls, then one THR write; then the POST code.")
+
+    return Question(prompt, str(answer), worked, judge)
+
+
+def practice_01(seed: int = 1, n: int = 4) -> Practice:
+    """``n`` exit-count predictions for uart_hello-like guests. The same ``seed`` always gives
+    the same questions."""
+    if not 1 <= n <= 50:
+        raise AnswerError(f"n must be 1..50, got {n}")
+    rng = random.Random(f"practice_01/{seed}")
+    words = rng.sample(WORDS, len(WORDS))
+    questions = [
+        _count_question(words[i % len(words)], rng.choice((0, 0, 1, 2, 3))) for i in range(n)
+    ]
+    return Practice("Practice 01: predict the exit count", seed, questions, HOW)
+
+
+check_01_1, reveal_01_1, hint_01_1 = ex_01_1.check, ex_01_1.reveal, ex_01_1.hint
+check_01_2, reveal_01_2, hint_01_2 = ex_01_2.check, ex_01_2.reveal, ex_01_2.hint
+check_01_3, reveal_01_3, hint_01_3 = ex_01_3.check, ex_01_3.reveal, ex_01_3.hint
+check_01_4, reveal_01_4, hint_01_4 = ex_01_4.check, ex_01_4.reveal, ex_01_4.hint
