@@ -6,13 +6,13 @@ round, is shared by all of them):
 
 - model-only: a pre-built ``in eax, dx`` record (PM timer, port 0x1F48, a device in the
   hypervisor) handed to ``Hypervisor.handle`` again and again. Throughput with recording
-  off; stage times from ``timing.measure`` with recording on.
+  off; stage times from ``timing.measure`` (timed, not recorded).
 - guest on unicorn: every guest program run to HLT, recording off, for exits/s and whole-run
-  times; stage times of ``port_hammer`` from ``timing.measure`` with recording on.
+  times; stage times of ``port_hammer`` from ``timing.measure`` (timed, not recorded).
 
-Recording costs: each recorded exit copies guest memory for its state diff, which evicts the
-caches, so recorded stage times are cold-cache times and add up to far more than the
-throughput runs' time per exit. Compare paths within one setting, not across.
+Stage times come from timed, unrecorded runs (no state diffs, which would copy guest memory
+at every exit and leave the caches cold). The stopwatch itself costs a little per stage, so
+stage sums run above the throughput runs' time per exit. Compare paths within one setting.
 
 Targets (issues 7 and 8): model-only fast path ≥ 500 k exits/s; ≥ 30 k exits/s through the
 fast path with the guest on unicorn. The script says whether each was met; ``--profile``
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"fast/emulate time per exit: {ratio_line(model)}")
 
     model_stages = stages(STREAM, args.stage_exits)
-    print(f"\nmodel-only stages (recording on, {args.stage_exits} exits per run), median ns:")
+    print(f"\nmodel-only stages (timed, not recorded, {args.stage_exits} exits a run), median ns:")
     print(_stage_lines(model_stages))
 
     guest = guest_runs(args.guest_rounds)
@@ -199,21 +199,23 @@ def main(argv: list[str] | None = None) -> None:
     print(f"port_hammer fast/emulate time per exit: {ratio_line(guest['port_hammer'])}")
 
     guest_stages = stages("port_hammer", max(20, args.stage_exits // 4))
-    print("\nport_hammer stages (recording on; 'exit' = the capstone intercept):")
+    print("\nport_hammer stages (timed, not recorded; 'exit' = the capstone intercept):")
     print(_stage_lines(guest_stages))
 
-    best_model = max(model[v]["fast"]["exits_per_s"] for v in VENDORS)
-    best_guest = max(guest["port_hammer"][v]["fast"]["exits_per_s"] for v in VENDORS)
+    # the slower vendor's median: a target is met only if both vendors meet it
+    model_median = min(model[v]["fast"]["exits_per_s"] for v in VENDORS)
+    guest_median = min(guest["port_hammer"][v]["fast"]["exits_per_s"] for v in VENDORS)
     targets = {
-        "model_only_fast_exits_per_s": {"target": TARGET_MODEL, "best": best_model,
-                                        "met": best_model >= TARGET_MODEL},
-        "guest_fast_exits_per_s": {"target": TARGET_GUEST, "best": best_guest,
-                                   "met": best_guest >= TARGET_GUEST},
+        "model_only_fast_exits_per_s": {"target": TARGET_MODEL, "median": model_median,
+                                        "met": model_median >= TARGET_MODEL},
+        "guest_fast_exits_per_s": {"target": TARGET_GUEST, "median": guest_median,
+                                   "met": guest_median >= TARGET_GUEST},
     }  # fmt: skip
     print()
     for name, t in targets.items():
         verdict = "met" if t["met"] else "MISSED"
-        print(f"target {name}: ≥ {t['target']:,}; best {t['best']:,.0f}: {verdict}")
+        print(f"target {name}: ≥ {t['target']:,}; median (slower vendor) "
+              f"{t['median']:,.0f}: {verdict}")  # fmt: skip
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.2f}; took {time.perf_counter() - started:.1f} s")
 

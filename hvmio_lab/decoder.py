@@ -16,8 +16,10 @@ Rules, with their sources (Intel SDM Vol. 2 §2.1–2.2, Appendix A; AMD APM Vol
   capstone 5 prints it as ``repne insb``. On IN/OUT both are ignored.
 - Segment overrides (26 2E 36 3E 64 65): the last one wins. They matter to OUTS only (its
   source is DS:(R/E)SI by default); INS always writes ES:(R/E)DI. In 64-bit mode ES, CS, SS
-  and DS overrides are ignored outright, so they neither select a segment nor cancel an
-  earlier FS or GS (SDM §3.3.7.1; the Bochs and iced decoders behave the same way).
+  and DS overrides are "null prefixes" that take no part in the multiple-prefix rules (AMD
+  APM Vol. 3 §1.2.4), so they neither select a segment nor cancel an earlier FS or GS: on a
+  real CPU ``64 26 …`` uses FS (DynamoRIO issue 6003). iced and Bochs agree; capstone 5.0
+  and unicorn 2.1 let the later prefix win (capstone PR 2819, unicorn issue 1781).
 - REX (40–4F) exists only in 64-bit mode, and only when it immediately precedes the opcode
   (SDM §2.2.1); elsewhere it is ignored. REX.W asks for a 64-bit operand size, which beats
   66 (SDM §2.2.1.2), and the I/O operands are of type *z*, "doubleword for 32- or 64-bit

@@ -38,7 +38,9 @@ class IoAccess:
         if self.size not in SIZES:
             raise ExitInfoError(f"IoAccess size must be 1, 2 or 4 bytes, got {self.size!r}")
         if self.address_size not in (None, *ADDRESS_SIZES):
-            raise ExitInfoError(f"IoAccess address_size must be 16, 32 or 64, got {self.address_size!r}")
+            raise ExitInfoError(
+                f"IoAccess address_size must be 16, 32 or 64, got {self.address_size!r}"
+            )
         if self.segment not in (None, *SEGMENTS):
             raise ExitInfoError(f"IoAccess segment must be one of {SEGMENTS}, got {self.segment!r}")
         if self.immediate and (self.string or self.port > 0xFF):
@@ -158,7 +160,10 @@ class SvmIoExit:
         length = (self.exitinfo2 - self.rip) & U64
         ok = 1 <= length <= MAX_INSTRUCTION_LENGTH
         text = f"next RIP; length {length}" if ok else f"invalid: length {length} not in 1..15"
-        return (*EXITINFO1.describe(self.exitinfo1), Row("63:0", "EXITINFO2", f"{self.exitinfo2:#x}", text, ok))
+        return (
+            *EXITINFO1.describe(self.exitinfo1),
+            Row("63:0", "EXITINFO2", f"{self.exitinfo2:#x}", text, ok),
+        )
 
     @classmethod
     def from_access(
@@ -172,7 +177,9 @@ class SvmIoExit:
         """Encode; ``address_size``/``segment`` fill in what a VMX-derived access may lack."""
         asize = address_size or access.address_size
         if asize not in ADDRESS_SIZES:
-            raise ExitInfoError(f"EXITINFO1 A (bits 9:7) needs an address size of 16, 32 or 64, got {asize!r}")
+            raise ExitInfoError(
+                f"EXITINFO1 A (bits 9:7) needs an address size of 16, 32 or 64, got {asize!r}"
+            )
         seg = segment or access.segment or "ES"
         exitinfo1 = EXITINFO1.encode(
             TYPE=access.is_in,
@@ -203,8 +210,12 @@ class VmxIoExit:
     def __post_init__(self) -> None:
         _check_u64("exit qualification", self.qualification)
         _check_u64("RIP", self.rip)
-        if isinstance(self.instruction_length, bool) or not isinstance(self.instruction_length, int):
-            raise ExitInfoError(f"VM-exit instruction length must be an integer, got {self.instruction_length!r}")
+        if isinstance(self.instruction_length, bool) or not isinstance(
+            self.instruction_length, int
+        ):
+            raise ExitInfoError(
+                f"VM-exit instruction length must be an integer, got {self.instruction_length!r}"
+            )
         if self.instruction_info is not None:
             INSTRUCTION_INFO.check_range(self.instruction_info)
 
@@ -240,7 +251,8 @@ class VmxIoExit:
         if imm is None:
             if not access.string:
                 raise ExitInfoError(
-                    "exit qualification operand encoding (bit 6) is unknown: pass immediate=True or False"
+                    "exit qualification operand encoding (bit 6) is unknown: "
+                    "pass immediate=True or False"
                 )
             imm = False
         qualification = EXIT_QUALIFICATION.encode(

@@ -19,7 +19,7 @@ def access(exit: SvmIoExit | VmxIoExit) -> IoAccess | None:
 
 
 def perform(machine: Machine, io: IoAccess) -> int:
-    """Do the access on the bus; returns the data moved. A DeviceError leaves everything as it was."""
+    """Do the access on the bus and return the data moved. A DeviceError changes nothing."""
     if io.is_in:
         return machine.bus.read(io.port, io.size)  # the bus fills with ones where nothing answers
     data = machine.cpu.rax & ones(io.size)

@@ -139,7 +139,7 @@ class Layout:
         items = ", ".join(f"{f.name!r}: v{i}" for i, f in enumerate(self._checked))
         lines.append(f"    return {{{items}}}")
         namespace: dict = {"layout": self}
-        exec("\n".join(lines), namespace)  # noqa: S102 - source built above from our own table
+        exec("\n".join(lines), namespace)
         return namespace["decode"]
 
     def _refuse(self, value: int) -> None:
@@ -216,12 +216,20 @@ EXITINFO1 = Layout(
         Field("STR", 2, 2, Kind.FLAG, "string", ((0, "not string"), (1, "string (INS/OUTS)"))),
         Field("REP", 3, 3, Kind.FLAG, "REP prefix", ((0, "no REP"), (1, "REP prefix"))),
         Field(
-            "SZ", 6, 4, Kind.ONE_HOT, "operand size",
+            "SZ",
+            6,
+            4,
+            Kind.ONE_HOT,
+            "operand size",
             ((1, "8-bit (SZ8)"), (2, "16-bit (SZ16)"), (4, "32-bit (SZ32)")),
             ("SZ8", "SZ16", "SZ32"),
         ),
         Field(
-            "A", 9, 7, Kind.ONE_HOT, "address size",
+            "A",
+            9,
+            7,
+            Kind.ONE_HOT,
+            "address size",
             ((1, "16-bit (A16)"), (2, "32-bit (A32)"), (4, "64-bit (A64)")),
             ("A16", "A32", "A64"),
         ),
@@ -235,18 +243,29 @@ EXITINFO1 = Layout(
 EXIT_QUALIFICATION = Layout(
     name="exit qualification",
     title="Intel VMX exit qualification for I/O instructions",
-    source="Intel SDM Vol. 3C, 'Exit Qualification for I/O Instructions' (Table 27-5 in older editions)",
+    source=(
+        "Intel SDM Vol. 3C, 'Exit Qualification for I/O Instructions' "
+        "(Table 27-5 in older editions)"
+    ),
     width=64,
     fields=(
         Field(
-            "size", 2, 0, Kind.ENUM, "size of access − 1",
+            "size",
+            2,
+            0,
+            Kind.ENUM,
+            "size of access − 1",
             ((0, "1 byte"), (1, "2 bytes"), (3, "4 bytes")),
         ),
         Field("direction", 3, 3, Kind.FLAG, "direction", ((0, "OUT"), (1, "IN"))),
         Field("string", 4, 4, Kind.FLAG, "string", ((0, "not string"), (1, "string (INS/OUTS)"))),
         Field("REP", 5, 5, Kind.FLAG, "REP prefix", ((0, "no REP"), (1, "REP prefix"))),
         Field(
-            "operand encoding", 6, 6, Kind.FLAG, "operand encoding",
+            "operand encoding",
+            6,
+            6,
+            Kind.FLAG,
+            "operand encoding",
             ((0, "port in DX"), (1, "immediate port")),
         ),
         Field("reserved", 15, 7, Kind.RESERVED, "reserved"),
@@ -263,7 +282,11 @@ INSTRUCTION_INFO = Layout(
     fields=(
         Field("undefined", 6, 0, Kind.UNDEFINED, "undefined"),
         Field(
-            "address size", 9, 7, Kind.ENUM, "address size",
+            "address size",
+            9,
+            7,
+            Kind.ENUM,
+            "address size",
             ((0, "16-bit"), (1, "32-bit"), (2, "64-bit")),
         ),
         Field("undefined", 14, 10, Kind.UNDEFINED, "undefined"),

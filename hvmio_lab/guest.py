@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from time import perf_counter_ns
@@ -63,7 +62,8 @@ class Program:
         return {
             insn.address: f"{insn.mnemonic} {insn.op_str}".strip()
             for insn in md.disasm(self.code[: self.code_size], self.load)
-            if insn.mnemonic.removeprefix("rep ").removeprefix("repne ").rstrip("bwd") in _IO_MNEMONICS
+            if insn.mnemonic.removeprefix("rep ").removeprefix("repne ").rstrip("bwd")
+            in _IO_MNEMONICS
             or insn.mnemonic in _IO_MNEMONICS
         }
 
@@ -210,9 +210,10 @@ class Guest:
     """A guest program on unicorn, exiting to a ``Hypervisor`` at every I/O instruction."""
 
     def __init__(self, program: str | Program, vendor: str = "svm", path: str = "fast",
-                 recording: bool = True, disk: bytes | None = None, uart_input: bytes = b""):  # fmt: skip
+                 recording: bool = True, disk: bytes | None = None, uart_input: bytes = b"",
+                 timed: bool | None = None):  # fmt: skip
         self.program = program if isinstance(program, Program) else load_program(program)
-        self.vendor, self.path, self.recording = vendor, path, recording
+        self.vendor, self.path, self.recording, self.timed = vendor, path, recording, timed
         self._disk, self._uart_input = disk, uart_input
         self.reset()
 
@@ -233,7 +234,8 @@ class Guest:
         self.cpu.rip = prog.load
         self.cpu.rsp = prog.stack
         self.cpu.sync()
-        self.hypervisor = Hypervisor(self.machine, self.vendor, self.path, self.recording)
+        self.hypervisor = Hypervisor(self.machine, self.vendor, self.path, self.recording,
+                                     timed=self.timed)  # fmt: skip
         self.halted = False
         self.exits = 0
         self.outcomes: list[Outcome] = []
@@ -255,11 +257,15 @@ class Guest:
         rip = self.cpu.rip
         if rip in self.io_sites:
             return True
-        if self.machine.memory.data[self.machine.linear("CS", rip) - 1] == 0xF4:  # HLT: emu_start returns just past it
+        if (
+            self.machine.memory.data[self.machine.linear("CS", rip) - 1] == 0xF4
+        ):  # HLT: emu_start returns just past it
             self.halted = True
             return False
-        raise GuestRunaway(f"{self.program.name} ran {RUNAWAY_INSTRUCTIONS:,} instructions to {rip:#x} "
-                           "without an I/O exit or HLT")  # fmt: skip
+        raise GuestRunaway(
+            f"{self.program.name} ran {RUNAWAY_INSTRUCTIONS:,} instructions to {rip:#x} "
+            "without an I/O exit or HLT"
+        )
 
     def step(self) -> Outcome | None:
         """Run to the next I/O exit and handle it; None once the guest has halted."""

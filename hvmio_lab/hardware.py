@@ -36,36 +36,48 @@ def _disassembler(mode: int) -> Cs:
 
 
 @lru_cache(maxsize=4096)
-def decode_io(code: bytes, mode: int) -> tuple[int, IoAccess | None, str]:
-    """(length, access with port 0 when it comes from DX, text) for the instruction in ``code``.
+def decode_io(code: bytes, mode: int) -> tuple[int, IoAccess, str]:
+    """(length, access, text) for the instruction in ``code``, as the CPU decodes it.
 
-    The access is None for a DX-port instruction's port; callers put DX in. Raises NotAnIoExit
-    for anything that would not cause an I/O exit.
+    A DX-port access comes back with port 0; ``io_access_at`` puts DX in. Raises NotAnIoExit
+    for anything that would not cause an I/O exit. capstone does the decoding; three places
+    where capstone 5 disagrees with the silicon are corrected from the prefix bytes.
     """
     try:
         insn = next(_disassembler(mode).disasm(code, 0, 1), None)
     except CsError as e:
         raise NotAnIoExit(f"bytes {code[:15].hex(' ')} do not decode: {e}") from e
     if insn is None:
-        raise NotAnIoExit(f"bytes {code[:15].hex(' ')} are not a valid instruction in {mode}-bit mode")
+        raise NotAnIoExit(
+            f"bytes {code[:15].hex(' ')} are not a valid instruction in {mode}-bit mode"
+        )
     text = f"{insn.mnemonic} {insn.op_str}".strip()
     if insn.id not in _IO:
         raise NotAnIoExit(f"{text} ({code[: insn.size].hex(' ')}) is not an I/O instruction")
-    if insn.prefix[0] == cx.X86_PREFIX_LOCK:
-        raise NotAnIoExit(f"{text} with LOCK raises #UD before any VM exit")
     is_in, string = _IO[insn.id]
     ops = insn.operands
     port_op = ops[1] if is_in else ops[0]
     data_op = ops[0] if is_in else ops[1]
+    immediate = port_op.type == cx.X86_OP_IMM
+    prefixes = code[: insn.size - 1 - immediate]  # everything before the opcode byte
+    if 0xF0 in prefixes:  # checked on the bytes: capstone 5 drops a LOCK before F2/F3
+        raise NotAnIoExit(f"{text} with LOCK raises #UD before any VM exit")
+    size = data_op.size
+    if mode == 64 and size == 2 and prefixes[-1:] and prefixes[-1] & 0xF8 == 0x48:
+        size = 4  # REX.W beats 66 (SDM Vol. 2 §2.2.1.2); I/O caps it at 32 bits; capstone says 16
     segment = None
     if string:
-        segment = _SEGMENT_REGS.get(data_op.mem.segment, "ES" if is_in else "DS")
-        if is_in or (mode == 64 and segment in ("ES", "CS", "SS", "DS")):
-            segment = "ES" if is_in else "DS"  # INS: always ES; long mode drops these overrides
-    immediate = port_op.type == cx.X86_OP_IMM
+        segment = _SEGMENT_REGS.get(data_op.mem.segment, "DS")
+        if is_in:
+            segment = "ES"  # INS always writes ES:(R/E)DI
+        elif mode == 64:
+            # Long mode: ES/CS/SS/DS prefixes are null (AMD APM Vol. 3 §1.2.4), even after an
+            # FS/GS prefix, which capstone 5 gets wrong: the last FS/GS prefix wins, else DS.
+            overrides = [b for b in prefixes if b in (0x64, 0x65)]
+            segment = ("FS" if overrides[-1] == 0x64 else "GS") if overrides else "DS"
     access = IoAccess(
         port=port_op.imm & 0xFF if immediate else 0,
-        size=data_op.size,
+        size=size,
         is_in=is_in,
         string=string,
         rep=string and insn.prefix[0] in _REP_PREFIXES,

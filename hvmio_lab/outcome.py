@@ -74,26 +74,27 @@ class Outcome(NamedTuple):
 class ExitContext:
     """The bookkeeping of one exit while it is handled: record, stage times, and what to diff."""
 
-    __slots__ = ("before", "exit", "last", "log_start", "recording", "stages")
+    __slots__ = ("before", "exit", "last", "log_start", "stages", "timed")
 
-    def __init__(self, exit, recording: bool, before, log_start: int, start: int | None = None):
+    def __init__(self, exit, timed: bool, before, log_start: int, start: int | None = None):
         self.exit = exit
-        self.recording = recording
+        self.timed = timed
         self.before = before  # the machine snapshot taken at the exit, when recording
         self.log_start = log_start  # where this exit's device events begin in the bus log
         self.stages: dict[str, int] = {}
-        self.last = (start if start is not None else perf_counter_ns()) if recording else 0
+        self.last = (start if start is not None else perf_counter_ns()) if timed else 0
 
     def lap(self, stage: str) -> None:
-        """Charge the time since the last lap to ``stage``; free when not recording."""
-        if self.recording:
+        """Charge the time since the last lap to ``stage``; free when not timed."""
+        if self.timed:
             now = perf_counter_ns()
             self.stages[stage] = self.stages.get(stage, 0) + now - self.last
             self.last = now
 
     def resume(self) -> None:
-        """Restart the clock after waiting for the device model (that wait is not ours)."""
-        if self.recording:
+        """Restart the clock: the time just spent (a snapshot, the device model's own work)
+        belongs to no stage of ours."""
+        if self.timed:
             self.last = perf_counter_ns()
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import emulator
-from .emulator import Execution
 from .devices import PmTimer, device_name, ones
+from .emulator import Execution
 from .errors import DeviceError, InvalidInstruction, PageFault
 from .exits import IoAccess, SvmIoExit
 from .outcome import ExitContext, IoRequest

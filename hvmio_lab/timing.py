@@ -159,7 +159,8 @@ class Table:
 class StreamRunner:
     """Pre-built exit records handled over and over on one machine with the PC devices."""
 
-    def __init__(self, names: Sequence[str], vendor: str, path: str, recording: bool):
+    def __init__(self, names: Sequence[str], vendor: str, path: str, recording: bool,
+                 timed: bool | None = None):  # fmt: skip
         self.machine = machine = Machine.pc(64)
         self.records = []
         for i, name in enumerate(names):
@@ -169,7 +170,7 @@ class StreamRunner:
             registers = (("rip", rip), *stream.registers)
             self._load(registers)
             self.records.append((intercept(machine, vendor), registers))
-        self.hypervisor = Hypervisor(machine, vendor, path, recording=recording)
+        self.hypervisor = Hypervisor(machine, vendor, path, recording=recording, timed=timed)
         self.count = 0
 
     def _load(self, registers) -> None:
@@ -187,10 +188,11 @@ class StreamRunner:
 class GuestRunner:
     """A guest program on unicorn, started again whenever it halts."""
 
-    def __init__(self, program: str, vendor: str, path: str, recording: bool):
+    def __init__(self, program: str, vendor: str, path: str, recording: bool,
+                 timed: bool | None = None):  # fmt: skip
         from .guest import Guest  # unicorn is loaded only when a guest is measured
 
-        self.guest = Guest(program, vendor, path, recording=recording)
+        self.guest = Guest(program, vendor, path, recording=recording, timed=timed)
 
     def step(self) -> Outcome:
         outcome = self.guest.step()
@@ -208,14 +210,15 @@ def workloads() -> list[str]:
     return [*programs(), *STREAMS]
 
 
-def runner(workload: str | Sequence[str], vendor: str, path: str, recording: bool = True):
+def runner(workload: str | Sequence[str], vendor: str, path: str, recording: bool = True,
+           timed: bool | None = None):  # fmt: skip
     if isinstance(workload, str) and workload not in STREAMS:
-        return GuestRunner(workload, vendor, path, recording)
+        return GuestRunner(workload, vendor, path, recording, timed)
     names = [workload] if isinstance(workload, str) else list(workload)
     unknown = [n for n in names if n not in STREAMS]
     if unknown or not names:
         raise ValueError(f"unknown model-only stream(s) {unknown}; there are: {', '.join(STREAMS)}")
-    return StreamRunner(names, vendor, path, recording)
+    return StreamRunner(names, vendor, path, recording, timed)
 
 
 def measure(
@@ -236,16 +239,17 @@ def measure(
     ``exit`` stage is the hardware model building the record (capstone); with a stream it is
     nearly nothing, as the record is pre-built.
 
-    Recording copies guest memory for each exit's state diff. That copy is not charged to any
-    stage, but it evicts the caches, so these are cold-cache stage times: compare paths with
-    each other, and take exits/s from an unrecorded run (``bench/bench_paths.py``).
+    The runs are timed but not recorded: a state diff would copy all of guest memory at
+    every exit and leave the caches cold for the stages being timed. The stopwatch itself
+    still costs a little per stage, so per-exit totals here run above an unrecorded
+    throughput run (``bench/bench_paths.py``).
     """
     if exits < 1:
         raise ValueError(f"exits must be at least 1, got {exits}")
     runs = [(v, p) for v in vendors for p in paths]
     if not runs:
         raise ValueError("give at least one vendor and one path")
-    runners = [runner(workload, v, p) for v, p in runs]
+    runners = [runner(workload, v, p, recording=False, timed=True) for v, p in runs]
     name = workload if isinstance(workload, str) else "+".join(workload)
     for _ in range(warmup):
         for each in runners:

@@ -157,10 +157,11 @@ def test_translation_vmx_to_svm_asks_for_address_size_and_segment():
     assert bf.translated_value == (0x3F8 << 16) | (3 << 10) | (1 << 8) | (1 << 4) | 0b1100
 
 
-def test_imm8_choice_for_a_wide_port_is_flagged():
-    bf = BitFlipper(EXITINFO1, 0x1F480241)
+def test_imm8_choice_for_a_wide_port_is_refused():
+    bf = BitFlipper(EXITINFO1, 0x1F480241)  # port 0x1f48 cannot come from an imm8
     bf.translate(immediate=True)
-    assert "at most 0xff" in bf.translated_text
+    assert bf.translated_value is None
+    assert "cannot translate" in bf.translated_text and "imm8" in bf.translated_text
 
 
 def test_readonly_disables_input_but_shows_values():

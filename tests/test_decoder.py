@@ -9,10 +9,12 @@ refuse them too. Three documented disagreements, where we follow the manuals ins
    REX.W beats 66, and the I/O operands are of type *z*, a doubleword for a 64-bit operand
    size (Appendix A.2.2), so this is ``in eax, dx``. capstone lets 66 win (``in ax, dx``);
    unicorn (QEMU) runs it as a 32-bit IN and the iced decoder reads it so, as we do.
-2. ES/CS/SS/DS overrides in 64-bit mode. The SDM says they are ignored; capstone prints the
-   last segment prefix as written (``64 26 6E`` shows ``es:[rsi]``). The effective segment
-   is then DS, or FS/GS if one of those was given (iced and Bochs behave so; QEMU lets the
-   null prefix cancel FS/GS, see test_emulator.py).
+2. ES/CS/SS/DS overrides in 64-bit mode are null prefixes that take no part in the
+   multiple-prefix rules (AMD APM Vol. 3 §1.2.4): the effective segment is DS, or the last
+   FS/GS if one was given, whatever comes after it. A real CPU uses FS for ``64 26 …``
+   (DynamoRIO issue 6003). capstone 5.0 prints the last segment prefix as written
+   (``64 26 6E`` shows ``es:[rsi]``; fixed upstream later, capstone PR 2819), and QEMU, so
+   unicorn, lets it cancel FS/GS (unicorn issue 1781).
 3. LOCK followed by F2 or F3 (``F0 F3 6C``). The three share prefix group 1 and capstone
    keeps only the last, so it prints ``rep insb``. The SDM (LOCK) says LOCK with any
    instruction not on its list raises #UD, whatever else is there, so we refuse. (unicorn

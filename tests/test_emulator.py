@@ -12,8 +12,9 @@ What unicorn cannot show, and how it is covered instead:
   mode (selector × 16) and with FS/GS in 64-bit mode;
 - a 32-bit pointer wrapping at 2^32 (the guest has 2 MiB): the 16-bit wrap is tested,
   and in 64-bit mode the zero extension of ESI/EDI/ECX;
-- a null segment prefix after FS/GS in 64-bit mode: QEMU lets it cancel FS/GS, the SDM
-  says it is ignored (see test_decoder.py), so the strategy uses one segment prefix.
+- a null segment prefix after FS/GS in 64-bit mode: QEMU lets it cancel FS/GS (unicorn
+  issue 1781), where AMD APM Vol. 3 §1.2.4 and real CPUs ignore it (see test_decoder.py), so
+  the strategy draws one segment prefix.
 """
 
 from __future__ import annotations
@@ -585,3 +586,18 @@ def test_rex_w_beats_66_in_unicorn_too():
     ours = run_ours(64, b"\x66\x48\xed", regs, 0x2, {}, bytearray(MEMORY), [0x1234_5678])
     assert theirs[2] == ours[2] == [("in", 0x60, 4, 0x1234_5678)]
     assert theirs[0]["rax"] == ours[0]["rax"] == 0x1234_5678
+
+
+def test_the_chapter_04_answers_are_what_the_emulator_does():
+    from hvmio_lab.checks import ch04
+
+    machine = machine_with(b"\xf3\x6d", 16, rcx=5, rdx=0x60, rdi=0x0004, rflags=0x2 | RFLAGS_DF)
+    machine.bus.attach(range(0x60, 0x61), Script(range(5)))
+    runs = run_to_completion(machine)
+    assert (machine.cpu.rdi, machine.cpu.rcx) == (ch04.DI_04_2, ch04.CX_04_2)
+    assert [run.elements for run in runs] == [3, 2]  # the wrap ends the first batch
+    assert ch04.ex_04_2.judge(machine.cpu.rdi, machine.cpu.rcx).ok
+    insn = decode_instruction(bytes.fromhex("66 67 F3 6D"), 16)
+    assert ch04.ex_04_1.judge(insn.text, insn.address_size).ok
+    practice = ch04.practice_04(seed=4, n=5)
+    assert all(practice.judge(i, q.answer).ok for i, q in enumerate(practice.questions, 1))

@@ -56,14 +56,18 @@ def one_exit(path, vendor, code, mode, regs, answers):
     rdx=st.integers(0, U64),
     answer=st.integers(0, 0xFFFF_FFFF),
 )
-def test_fast_and_emulate_leave_identical_machines(form, mode, has_66, imm, vendor, rax, rdx, answer):
+def test_fast_and_emulate_leave_identical_machines(
+    form, mode, has_66, imm, vendor, rax, rdx, answer
+):
     opcode, has_imm, is_in, byte_form = form
     code = (b"\x66" if has_66 else b"") + bytes([opcode]) + (bytes([imm]) if has_imm else b"")
     if mode != 64:
         rax, rdx = rax & 0xFFFF_FFFF, rdx & 0xFFFF_FFFF
     results, accesses = {}, []
     for path in ("fast", "emulate"):
-        machine, device, outcome = one_exit(path, vendor, code, mode, {"rax": rax, "rdx": rdx}, [answer])
+        machine, device, outcome = one_exit(
+            path, vendor, code, mode, {"rax": rax, "rdx": rdx}, [answer]
+        )
         assert outcome.path == path
         assert outcome.done and outcome.fault is None
         results[path] = (register_values(machine.cpu), device.reads, device.writes)
@@ -128,13 +132,14 @@ def test_string_exit_falls_back_to_the_emulator(vendor):
     assert machine.cpu.rip == CODE_AT + 2
 
 
+@pytest.mark.parametrize("recording", [True, False])
 @pytest.mark.parametrize("path", ["fast", "emulate"])
-def test_a_refused_access_injects_gp_at_the_faulting_instruction(path):
+def test_a_refused_access_injects_gp_at_the_faulting_instruction(path, recording):
     machine = machine_with(b"\xed")
     machine.cpu.rax, machine.cpu.rdx = 0xDEAD_BEEF_0000_0000, 0x10
     machine.bus.attach(range(0x10, 0x11), Refusing())
     before = register_values(machine.cpu)
-    outcome = Hypervisor(machine, "svm", path).step()
+    outcome = Hypervisor(machine, "svm", path, recording=recording).step()
     assert outcome.fault.vector == "#GP" and outcome.fault.error_code == 0
     assert outcome.fault.rip == CODE_AT
     assert register_values(machine.cpu) == before  # nothing half-done
@@ -170,3 +175,13 @@ def test_recording_gives_stages_diff_and_events():
     assert [(e.port, e.size, e.value) for e in outcome.events] == [(0x40, 4, 7)]
     quiet = Hypervisor(machine_with(b"\xe5\x40"), "svm", "fast", recording=False).step()
     assert quiet.stages is None and quiet.diff is None
+
+
+def test_timing_without_recording_gives_stages_but_no_diff():
+    """Stage times must not pay for a 2 MiB snapshot per exit, so they come without diffs."""
+    machine = machine_with(b"\xe5\x40")
+    machine.bus.attach(range(0x40, 0x41), Scripted([7]))
+    outcome = Hypervisor(machine, "vmx", "fast", recording=False, timed=True).step()
+    assert set(outcome.stages) >= {"exit", "decode", "device", "writeback"}
+    assert outcome.diff is None and outcome.events == ()
+    assert machine.cpu.rax == 7 and outcome.done

@@ -47,7 +47,7 @@ def test_uart_hello_exit_count_follows_the_program(runs):
     """Per character: one LSR poll (the model's transmitter is always empty) and one THR write;
     then one POST write."""
     message = load_program("uart_hello").params["message"]
-    guest, result = runs["uart_hello", "svm", "fast"]
+    _, result = runs["uart_hello", "svm", "fast"]
     assert result.uart_text == message
     assert result.exits == 2 * len(message) + 1
     assert result.by_path == {"fast": 2 * len(message) + 1}

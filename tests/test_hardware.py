@@ -22,7 +22,11 @@ PREFIXES = [0x66, 0x67, 0xF3, 0xF2, 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65]
     vendor=st.sampled_from(["svm", "vmx"]),
 )
 def test_exit_record_agrees_with_the_instruction_bytes(mode, prefixes, opcode, imm, dx, vendor):
-    code = bytes(prefixes) + bytes([opcode]) + (bytes([imm]) if opcode in (0xE4, 0xE5, 0xE6, 0xE7) else b"")
+    code = (
+        bytes(prefixes)
+        + bytes([opcode])
+        + (bytes([imm]) if opcode in (0xE4, 0xE5, 0xE6, 0xE7) else b"")
+    )
     machine = machine_with(code, mode)
     machine.cpu.rdx = 0xABCD_0000 | dx
     record = intercept(machine, vendor)
@@ -46,7 +50,32 @@ def test_real_mode_record_uses_ip_not_the_linear_address():
     assert (record.rip, record.exitinfo2) == (0x7C00, 0x7C01)
 
 
-@pytest.mark.parametrize("code, why", [(b"\x90", "nop"), (b"\xf0\xec", "LOCK"), (b"\x0f\x0b", "ud2")])
+@pytest.mark.parametrize(
+    "code, why",
+    [
+        (b"\x90", "nop"),
+        (b"\xf0\xec", "LOCK"),
+        (b"\xf0\xf3\x6c", "LOCK before REP"),
+        (b"\x0f\x0b", "ud2"),
+    ],
+)
 def test_no_exit_for_other_instructions(code, why):
     with pytest.raises(NotAnIoExit):
         intercept(machine_with(code), "svm")
+
+
+@pytest.mark.parametrize(
+    "code, size, segment",
+    [
+        (b"\x66\x48\xed", 4, None),  # REX.W beats 66: in eax, dx (unicorn agrees)
+        (b"\x64\x26\x6e", 1, "FS"),  # es is a null prefix in long mode, even after fs
+        (b"\x26\x6e", 1, "DS"),
+        (b"\x65\x3e\x2e\x6f", 4, "GS"),
+    ],
+)
+def test_long_mode_prefix_rules(code, size, segment):
+    """Cases where capstone 5 differs from the CPU; the decoder and unicorn follow the CPU."""
+    record = intercept(machine_with(code, 64), "svm")
+    access = record.access()
+    assert (access.size, access.segment) == (size, segment)
+    assert access.agrees_with(decode_instruction(code, 64).access(0))

@@ -86,7 +86,10 @@ def test_device_model_in_is_reemulated_at_completion_in_2010():
 def test_short_pm_timer_read_leaks_the_previous_value_in_2010(size_prefix, size):
     opcode = b"\xec" if size == 1 else b"\xed"
     code = b"\xef" + size_prefix + opcode  # out dx, eax (to the scratch port) ; in al/ax, dx
-    for path, expect in (("seed2010", 0x5A5A5A5A & ((1 << 8 * size) - 1)), ("fast", (1 << 8 * size) - 1)):
+    for path, expect in (
+        ("seed2010", 0x5A5A5A5A & ((1 << 8 * size) - 1)),
+        ("fast", (1 << 8 * size) - 1),
+    ):
         machine = machine_with(code)
         machine.bus.attach(range(0x40, 0x41), Scripted())
         timer = PmTimer(machine.clock)

@@ -407,8 +407,6 @@ class BitFlipper(W.VBox):
             except ExitInfoError as e:
                 return None, f"cannot translate: {e}"
             note = "you chose: port from an imm8" if imm else "you chose: port from DX"
-            if imm and record.access().port > 0xFF:
-                note += "; but an imm8 port is at most 0xff, so no real IN/OUT gives this"
             return record.qualification, f"exit qualification {record.qualification:#x} ({note})"
         asize, seg = self.address_size_choice.value, self.segment_choice.value
         string = bool(EXIT_QUALIFICATION.field("string").extract(self.value))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from .lab import LabPage
 from .broken import BROKEN_NAME
+from .lab import LabPage
 
 pytestmark = pytest.mark.ui
 
