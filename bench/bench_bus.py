@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import statistics
-import sys
 import time
 
 from hvmio_lab import Bus, PmTimer, Uart16550
 from hvmio_lab.machine import VirtualClock
+from hvmio_lab.timing import machine_info, machine_label
 
 RUNS = 5
 CASES = (
@@ -65,24 +63,6 @@ def loop_overhead(n: int) -> float:
     return time.perf_counter() - start
 
 
-def platform_lines() -> list[str]:
-    processor = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    processor = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return [
-        f"processor: {processor}",
-        f"cores:     {os.cpu_count()} logical",
-        f"python:    {platform.python_implementation()} {platform.python_version()} "
-        f"({sys.platform})",
-    ]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=200_000, help="dispatches per run")
@@ -95,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_gc:
         gc.disable()
 
-    print("\n".join(platform_lines()))
+    print("machine:", machine_label(machine_info()))
     gc_state = "off" if args.no_gc else "on"
     print(f"median of {RUNS} runs of {args.n:,} dispatches each, garbage collector {gc_state}\n")
     print(f"{'dispatch':<38}{'recording':>10}{'dispatches/s':>15}{'ns each':>10}")

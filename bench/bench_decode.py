@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import random
 import statistics
 import sys
@@ -26,6 +24,7 @@ from collections.abc import Callable
 
 from hvmio_lab import EXIT_QUALIFICATION, EXITINFO1, SvmIoExit, VmxIoExit
 from hvmio_lab import exits as exits_module
+from hvmio_lab.timing import machine_info, machine_label
 
 TARGET_NS = 2000
 
@@ -47,11 +46,11 @@ def vmx_records(n: int, rng: random.Random) -> list[int]:
     out: set[int] = set()
     while len(out) < n:
         string = rng.random() < 0.2
+        immediate = not string and rng.random() < 0.5  # an imm8 names ports 0..0xff only
         out.add(EXIT_QUALIFICATION.encode(
             size=rng.choice((0, 1, 3)), direction=rng.randint(0, 1), string=int(string),
-            REP=int(string and rng.random() < 0.5),
-            **{"operand encoding": int(not string and rng.random() < 0.5)},
-            port=rng.randrange(0x10000),
+            REP=int(string and rng.random() < 0.5), **{"operand encoding": int(immediate)},
+            port=rng.randrange(0x100 if immediate else 0x10000),
         ))  # fmt: skip
     return list(out)
 
@@ -123,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"hvmio_lab decode benchmark: {args.n} distinct valid records per vendor, "
           f"median of {args.runs} runs, loop overhead subtracted")  # fmt: skip
-    print(f"python {platform.python_version()} ({platform.python_implementation()}), "
-          f"{platform.machine()}, {platform.system()} {platform.release()}, "
-          f"{os.cpu_count()} CPUs, {platform.processor() or 'unknown processor'}")
+    print("machine:", machine_label(machine_info()))
     print()
     print(f"{'vendor':<7}{'what':<28}{'ns/record':>10}{'records/s':>14}  "
           f"target: decode + validation ≤ {TARGET_NS} ns")

@@ -17,16 +17,14 @@ This prints figures; it is not a timed test.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
 from hvmio_lab import Machine
 from hvmio_lab.decoder import decode_instruction
 from hvmio_lab.emulator import emulate, execute, fetch
+from hvmio_lab.timing import machine_info, machine_label
 
 CODE_AT = 0x1000
 BUFFER = 0x8000
@@ -36,24 +34,6 @@ CASES = (  # label, bytes, mode, RDX
     ("out 0x80, al  POST port", b"\xe6\x80", 32, 0),
     ("in al, dx     UART LSR 0x3FD", b"\xec", 16, 0x3FD),
 )
-
-
-def platform_lines() -> list[str]:
-    processor = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    processor = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return [
-        f"processor: {processor} (platform.processor() = {platform.processor()!r})",
-        f"cores:     {os.cpu_count()} logical",
-        f"python:    {platform.python_implementation()} {platform.python_version()} "
-        f"({sys.platform})",
-    ]
 
 
 def machine_for(code: bytes, mode: int, rdx: int) -> Machine:
@@ -181,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", type=int, default=20_000, help="exits per run (non-string rows)")
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (median taken)")
     args = parser.parse_args(argv)
-    print("\n".join(platform_lines()))
+    print("machine:", machine_label(machine_info()))
     print(f"median of {args.runs} runs; bus log off\n")
     non_string_rows(args.n, args.runs)
     string_rows(args.runs)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .hypervisor import Hypervisor
-from .machine import REGISTERS, Machine, register_values
+from .machine import REGISTERS, Machine, changed_ranges, register_values
 from .outcome import STAGES, Outcome
 
 CODE_AT = 0x1000  # where both_paths puts the code, unless told otherwise
@@ -58,18 +58,11 @@ def _memory_differences(a: bytes, b: bytes, limit: int = 4) -> list[str]:
         return []
     if len(a) != len(b):
         return [f"memory size: {len(a)} vs {len(b)} bytes"]
-    out, i, n = [], 0, len(a)
-    while i < n and len(out) < limit:
-        if a[i] == b[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and a[j] != b[j]:
-            j += 1
-        out.append(f"memory {i:#x}+{j - i}: {a[i:j][:8].hex(' ')} vs {b[i:j][:8].hex(' ')}"
-                   + (" …" if j - i > 8 else ""))  # fmt: skip
-        i = j
-    return out
+    return [
+        f"memory {c.address:#x}+{len(c.after)}: {c.before[:8].hex(' ')} vs {c.after[:8].hex(' ')}"
+        + (" …" if len(c.after) > 8 else "")
+        for c in changed_ranges(a, b)[:limit]
+    ]
 
 
 def _record(outcome: Outcome) -> str:

@@ -30,7 +30,6 @@ Rules, with their sources (Intel SDM Vol. 2 §2.1–2.2, Appendix A; AMD APM Vol
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 from .errors import HvmioError, InvalidInstruction
@@ -132,9 +131,12 @@ class TruncatedInstruction(InvalidInstruction):
         self.offset = offset
 
 
-@dataclass(frozen=True, slots=True)
-class IoInstruction:
-    """One decoded I/O instruction: everything the emulator needs, nothing it must trust."""
+class IoInstruction(NamedTuple):
+    """One decoded I/O instruction: everything the emulator needs, nothing it must trust.
+
+    An immutable named tuple: the emulator decodes one per exit, uncached, so it must be
+    cheap to build.
+    """
 
     length: int
     mnemonic: str
@@ -152,7 +154,7 @@ class IoInstruction:
 
     def access(self, dx: int) -> IoAccess:
         """The vendor-neutral access, with the port from the imm8 or from DX."""
-        return _new_access(
+        return IoAccess(
             self.port if self.immediate else dx & 0xFFFF,
             self.size,
             self.is_in,
@@ -179,57 +181,6 @@ class IoInstruction:
 
     def __str__(self) -> str:
         return self.text
-
-
-def slot_setters(cls: type) -> tuple:
-    """The slot setters of a frozen, slotted dataclass, in field order.
-
-    Building a frozen dataclass goes through ``object.__setattr__`` once per field, about
-    1–2 µs for a dozen fields: a third of the 5 µs the emulator may spend on an IN. The
-    ``_new_*`` builders below set the slots directly and give an equal, equally immutable
-    object. They skip ``__post_init__``, so they are only used where the values are valid
-    by construction.
-    """
-    return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
-
-
-_new_object = object.__new__
-(_a_port, _a_size, _a_in, _a_str, _a_rep, _a_asize, _a_seg, _a_imm) = slot_setters(IoAccess)
-(_i_len, _i_mn, _i_size, _i_in, _i_str, _i_rep, _i_asize, _i_seg, _i_imm, _i_port, _i_pfx,
- _i_code, _i_mode) = slot_setters(IoInstruction)  # fmt: skip
-
-
-def _new_access(port, size, is_in, string, rep, address_size, segment, immediate) -> IoAccess:
-    access = _new_object(IoAccess)
-    _a_port(access, port)
-    _a_size(access, size)
-    _a_in(access, is_in)
-    _a_str(access, string)
-    _a_rep(access, rep)
-    _a_asize(access, address_size)
-    _a_seg(access, segment)
-    _a_imm(access, immediate)
-    return access
-
-
-def _new_instruction(
-    length, mnemonic, size, is_in, string, rep, asize, segment, imm, port, prefixes, code, mode
-) -> IoInstruction:
-    insn = _new_object(IoInstruction)
-    _i_len(insn, length)
-    _i_mn(insn, mnemonic)
-    _i_size(insn, size)
-    _i_in(insn, is_in)
-    _i_str(insn, string)
-    _i_rep(insn, rep)
-    _i_asize(insn, asize)
-    _i_seg(insn, segment)
-    _i_imm(insn, imm)
-    _i_port(insn, port)
-    _i_pfx(insn, prefixes)
-    _i_code(insn, code)
-    _i_mode(insn, mode)
-    return insn
 
 
 def _truncated(source: bytes, message: str, offset: int) -> HvmioError:
@@ -322,7 +273,7 @@ def decode_instruction(code: bytes, mode: int) -> IoInstruction:
         size = 2 if osize else 4
     string = op.string
     seg = ("ES" if op.is_in else segment or "DS") if string else None
-    return _new_instruction(
+    return IoInstruction(
         length,
         op.mnemonic,
         size,

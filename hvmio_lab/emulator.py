@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from itertools import repeat
+from typing import NamedTuple
 
 from .decoder import (
     FetchedBytes,
     IoInstruction,
     TruncatedInstruction,
     decode_instruction,
-    slot_setters,
 )
 from .devices import Bus
 from .errors import DeviceError, GuestMemoryError, PageFault
@@ -44,9 +43,8 @@ _FORMAT = {1: "B", 2: "H", 4: "I"}
 _FLAT_IN_64 = frozenset({"ES", "CS", "SS", "DS"})
 
 
-@dataclass(frozen=True, slots=True)
-class Execution:
-    """What one exit's worth of emulation did.
+class Execution(NamedTuple):
+    """What one exit's worth of emulation did (an immutable named tuple: one per exit).
 
     ``elements`` counts the element accesses done in this exit (1 for IN/OUT, 0 for a REP with
     a zero count or a faulting batch). ``done`` means RIP moved past the instruction; a REP
@@ -71,22 +69,6 @@ class Execution:
         n = self.elements
         plural = "s" if n != 1 else ""
         return f"{self.instruction.text}: {n} element{plural} [{shown}{more}], {state}"
-
-
-_new_object = object.__new__
-_e_insn, _e_access, _e_elements, _e_done, _e_fault, _e_values = slot_setters(Execution)
-
-
-def _new_execution(insn, access, elements, done, fault, values) -> Execution:
-    """``Execution(...)`` without the per-field ``object.__setattr__`` (see ``slot_setters``)."""
-    ex = _new_object(Execution)
-    _e_insn(ex, insn)
-    _e_access(ex, access)
-    _e_elements(ex, elements)
-    _e_done(ex, done)
-    _e_fault(ex, fault)
-    _e_values(ex, values)
-    return ex
 
 
 def linear(machine: Machine, segment: str, offset: int) -> int:
@@ -210,7 +192,7 @@ def execute(machine: Machine, insn: IoInstruction) -> Execution:
             value = cpu.rax & _ONES[size]
             bus.write(port, size, value)
         cpu.rip = (cpu.rip + insn.length) & _IP_MASK[machine.mode]
-        return _new_execution(insn, access, 1, True, None, (value,))
+        return Execution(insn, access, 1, True, None, (value,))
 
     address_size = insn.address_size
     mask = _ADDR_MASK[address_size]
@@ -274,7 +256,7 @@ def execute(machine: Machine, insn: IoInstruction) -> Execution:
     finished = done == count
     if finished:
         _advance(machine, insn)
-    return _new_execution(insn, access, done, finished, None, values)
+    return Execution(insn, access, done, finished, None, values)
 
 
 def decode_fetched(machine: Machine, code: bytes) -> IoInstruction:

@@ -94,16 +94,11 @@ def fetch_for_decode(machine: Machine) -> bytes:
     return bytes(machine.memory.data[start : start + 15])
 
 
-@lru_cache(maxsize=4096)
-def _with_port(access: IoAccess, port: int) -> IoAccess:
-    return IoAccess(port, *(getattr(access, f) for f in IoAccess.__slots__[1:]))
-
-
 def io_access_at(machine: Machine) -> tuple[int, IoAccess, str]:
     """Length, access (with the real port) and disassembly of the I/O instruction at RIP."""
     length, access, text = decode_io(fetch_for_decode(machine), machine.mode)
     if not access.immediate:
-        access = _with_port(access, machine.cpu.rdx & 0xFFFF)
+        access = access._replace(port=machine.cpu.rdx & 0xFFFF)
     return length, access, text
 
 

@@ -182,7 +182,8 @@ class StateDiff:
         return "\n".join(self.lines()) or "(no change)"
 
 
-def _changed_ranges(before: bytes, after: bytes) -> tuple[MemoryChange, ...]:
+def changed_ranges(before: bytes, after: bytes) -> tuple[MemoryChange, ...]:
+    """The byte ranges that differ between two equal-sized memory images, coalesced."""
     changes = []
     mv_b, mv_a = memoryview(before), memoryview(after)
     for start in range(0, len(after), PAGE_SIZE):
@@ -259,4 +260,4 @@ class Machine:
             if before.registers[name] != value
         )
         events = tuple(self.bus.log[before.events : after.events])
-        return StateDiff(regs, _changed_ranges(before.memory, after.memory), events)
+        return StateDiff(regs, changed_ranges(before.memory, after.memory), events)

@@ -6,7 +6,15 @@ import importlib
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from .common import AnswerError, Verdict, as_word, exercise, right, wrong
+from .common import (
+    AnswerError,
+    Verdict,
+    as_role,
+    as_word,
+    exercise,
+    right,
+    wrong,
+)
 
 # (distribution, import name, minimum version): what the workbook needs to run.
 REQUIREMENTS = (
@@ -132,11 +140,6 @@ length), and the hypervisor writes RIP = that value once the access has complete
 fails it injects #GP instead, with RIP left at the IN (IO_EXITS.md §3).
 """
 
-_WHO = {
-    "hypervisor": "hypervisor", "vmm": "hypervisor", "host": "hypervisor",
-    "cpu": "cpu", "hardware": "cpu", "processor": "cpu",
-    "guest": "guest", "device": "device", "device model": "device",
-}
 
 
 @exercise(
@@ -147,9 +150,7 @@ _WHO = {
     hint="Look at the diff above: which stage wrote rip?",
 )
 def ex_00_2(answer) -> Verdict:
-    who = _WHO.get(as_word(answer, "who"))
-    if who is None:
-        raise AnswerError("Answer 'cpu', 'guest', 'device' or 'hypervisor'.")
+    who = as_role(answer)
     if who == "hypervisor":
         return right("RIP stays on the IN until the hypervisor advances it.")
     if who == "cpu":

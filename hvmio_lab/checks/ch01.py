@@ -15,7 +15,18 @@ import random
 from typing import Any
 
 from ..guest import load_program
-from .common import AnswerError, Practice, Question, Verdict, as_word, exercise, right, wrong
+from .common import (
+    AnswerError,
+    Practice,
+    Question,
+    Verdict,
+    as_int,
+    as_role,
+    as_word,
+    exercise,
+    right,
+    wrong,
+)
 
 _HELLO = load_program("uart_hello")
 MESSAGE = _HELLO.params["message"]
@@ -25,20 +36,6 @@ _OUT_INDEX = next(i for i, (_, _, text) in enumerate(_LISTING) if text == "out d
 OUT_RIP, OUT_BYTES, _ = _LISTING[_OUT_INDEX]
 NEXT_RIP_01_2 = _LISTING[_OUT_INDEX + 1][0]
 _JMP_TARGET = int(_LISTING[_OUT_INDEX + 1][2].split()[-1], 0)  # `jmp next_char` after the OUT
-
-
-def as_count(answer: Any, what: str) -> int:
-    """A whole number: an int, or a string such as '37' or '0x25'."""
-    if isinstance(answer, bool):
-        raise AnswerError(f"Answer {what} with a number, e.g. 12; got {answer!r}.")
-    if isinstance(answer, int):
-        return answer
-    if isinstance(answer, str):
-        try:
-            return int(answer.strip().replace("_", ""), 0)
-        except ValueError:
-            pass
-    raise AnswerError(f"Answer {what} with a number, e.g. 12 or 0x7c00; got {answer!r}.")
 
 
 # -- 01.1: how many exits does uart_hello take? -------------------------------------------------
@@ -68,7 +65,7 @@ ports' bits in the I/O intercept bitmaps (VMX bitmaps A/B, SVM IOPM).
 )
 def ex_01_1(answer) -> Verdict:
     n = len(MESSAGE)
-    count = as_count(answer, "the exit count")
+    count = as_int(answer, "the exit count")
     if count == EXITS_01_1:
         return right(f"One LSR poll and one THR write per character, then the POST code: "
                      f"2 × {n} + 1.")  # fmt: skip
@@ -122,7 +119,7 @@ hypervisor that forgets to advance it makes the guest execute the OUT again, and
     "instruction length).",
 )
 def ex_01_2(answer) -> Verdict:
-    rip = as_count(answer, "the RIP")
+    rip = as_int(answer, "the RIP")
     if rip == NEXT_RIP_01_2:
         return right("The hypervisor advanced RIP by the instruction's length, 1 byte: "
                      "EXITINFO2 on SVM, the VM-exit instruction length on VMX.")  # fmt: skip
@@ -187,11 +184,6 @@ never talks to the device directly: the exit stepper's device log shows every ac
 hypervisor made on the guest's behalf.
 """
 
-_WHO = {
-    "hypervisor": "hypervisor", "vmm": "hypervisor", "host": "hypervisor", "kvm": "hypervisor",
-    "xen": "hypervisor", "cpu": "cpu", "hardware": "cpu", "processor": "cpu", "guest": "guest",
-    "device": "device", "device model": "device", "uart": "device", "qemu": "device",
-}  # fmt: skip
 
 
 @exercise(
@@ -202,9 +194,7 @@ _WHO = {
     hint="Look at the narrative of the first exit: who did what, in which order?",
 )
 def ex_01_4(answer) -> Verdict:
-    who = _WHO.get(as_word(answer, "who"))
-    if who is None:
-        raise AnswerError("Answer 'device', 'cpu', 'guest' or 'hypervisor'.")
+    who = as_role(answer)
     if who == "hypervisor":
         return right("The device answers the hypervisor; the hypervisor writes AL and moves RIP.")
     if who == "device":
@@ -243,7 +233,7 @@ def _count_question(message: str, busy: int) -> Question:
               f"= {n} × {polls + 1} + 1 = {answer}")  # fmt: skip
 
     def judge(value: Any) -> Verdict:
-        got = as_count(value, "the exit count")
+        got = as_int(value, "the exit count")
         if got == answer:
             return right(worked)
         if got == n * (polls + 1):

@@ -13,14 +13,14 @@ from ..errors import ExitInfoError
 from ..exits import SvmIoExit
 from ..fields import EXIT_QUALIFICATION, EXITINFO1, SEGMENTS
 from .common import (
-    AnswerError,
     Practice,
     Question,
     Verdict,
     as_int,
     as_word,
+    decode_practice,
     exercise,
-    judge_access,
+    record_question,
     right,
     wrong,
 )
@@ -256,35 +256,19 @@ def _corrupt_svm(value: int, rng: random.Random) -> tuple[int, str]:
 
 
 def _svm_question(value: int, expected) -> Question:
-    prompt = f"EXITINFO1 = {value:#x}"
-    if isinstance(expected, str):
-        worked = f"{expected} breaks the rules"
-        try:
-            EXITINFO1.decode(value)
-        except ExitInfoError as e:
-            worked = str(e)
-        return Question(prompt, f"invalid {expected}", worked,
-                        lambda a: judge_access(a, expected, HINTS_SVM))
-    f = EXITINFO1.decode(value)
-    worked = (f"TYPE={f['TYPE']} ({'IN' if f['TYPE'] else 'OUT'}), SZ={f['SZ']:#05b} "
-              f"({f['SZ']} byte{'s' if f['SZ'] > 1 else ''}), STR={f['STR']}, REP={f['REP']}, "
-              f"PORT={f['PORT']:#x}")
-    return Question(prompt, str(expected), worked, lambda a: judge_access(a, expected, HINTS_SVM))
+    def worked() -> str:
+        f = EXITINFO1.decode(value)
+        return (f"TYPE={f['TYPE']} ({'IN' if f['TYPE'] else 'OUT'}), SZ={f['SZ']:#05b} "
+                f"({f['SZ']} byte{'s' if f['SZ'] > 1 else ''}), STR={f['STR']}, "
+                f"REP={f['REP']}, PORT={f['PORT']:#x}")  # fmt: skip
+
+    return record_question(f"EXITINFO1 = {value:#x}", expected,
+                           lambda: EXITINFO1.decode(value), worked, HINTS_SVM)  # fmt: skip
 
 
 def practice_02(seed: int = 1, n: int = 5, invalid: float = 0.2) -> Practice:
     """``n`` EXITINFO1 values to decode; about ``invalid`` of them break a rule.
     The same ``seed`` always gives the same questions."""
-    if not 1 <= n <= 100:
-        raise AnswerError(f"n must be 1..100, got {n}")
-    rng = random.Random(f"practice_02/{seed}")
-    questions = []
-    for _ in range(n):
-        value = random_svm_access(rng)
-        if rng.random() < invalid:
-            value, bad = _corrupt_svm(value, rng)
-            questions.append(_svm_question(value, bad))
-        else:
-            access = SvmIoExit(value, 1, 0).access()
-            questions.append(_svm_question(value, access))
-    return Practice("Practice 02: decode EXITINFO1", seed, questions, HOW)
+    return decode_practice("practice_02", "Practice 02: decode EXITINFO1", seed, n, invalid,
+                           random_svm_access, _corrupt_svm, _svm_question,
+                           lambda v: SvmIoExit(v, 1, 0).access(), HOW)  # fmt: skip

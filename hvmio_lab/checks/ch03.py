@@ -21,9 +21,10 @@ from .common import (
     Verdict,
     as_int,
     as_word,
+    decode_practice,
     exercise,
-    judge_access,
     parse_instruction,
+    record_question,
     right,
     wrong,
 )
@@ -274,36 +275,22 @@ def _corrupt_vmx(value: int, rng: random.Random) -> tuple[int, str]:
 
 
 def _vmx_question(value: int, expected) -> Question:
-    prompt = f"exit qualification = {value:#x}"
-    if isinstance(expected, str):
-        worked = f"{expected} breaks the rules"
-        try:
-            VmxIoExit(value, 1, 0).access()
-        except ExitInfoError as e:
-            worked = str(e)
-        return Question(prompt, f"invalid {expected}", worked,
-                        lambda a: judge_access(a, expected, HINTS_VMX))
-    f = EXIT_QUALIFICATION.decode(value)
-    worked = (f"size − 1 = {f['size']} ({f['size'] + 1} byte{'s' if f['size'] else ''}), "
-              f"direction={f['direction']} ({'IN' if f['direction'] else 'OUT'}), "
-              f"string={f['string']}, REP={f['REP']}, "
-              f"operand encoding={f['operand encoding']} "
-              f"({'imm8' if f['operand encoding'] else 'DX'}), port={f['port']:#x}")
-    return Question(prompt, str(expected), worked, lambda a: judge_access(a, expected, HINTS_VMX))
+    def worked() -> str:
+        f = EXIT_QUALIFICATION.decode(value)
+        return (f"size − 1 = {f['size']} ({f['size'] + 1} byte{'s' if f['size'] else ''}), "
+                f"direction={f['direction']} ({'IN' if f['direction'] else 'OUT'}), "
+                f"string={f['string']}, REP={f['REP']}, "
+                f"operand encoding={f['operand encoding']} "
+                f"({'imm8' if f['operand encoding'] else 'DX'}), port={f['port']:#x}")  # fmt: skip
+
+    return record_question(f"exit qualification = {value:#x}", expected,
+                           lambda: VmxIoExit(value, 1, 0).access(), worked,
+                           HINTS_VMX)  # fmt: skip
 
 
 def practice_03(seed: int = 1, n: int = 5, invalid: float = 0.2) -> Practice:
     """``n`` exit qualifications to decode; about ``invalid`` of them break a rule.
     The same ``seed`` always gives the same questions."""
-    if not 1 <= n <= 100:
-        raise AnswerError(f"n must be 1..100, got {n}")
-    rng = random.Random(f"practice_03/{seed}")
-    questions = []
-    for _ in range(n):
-        value = random_vmx_qualification(rng)
-        if rng.random() < invalid:
-            value, bad = _corrupt_vmx(value, rng)
-            questions.append(_vmx_question(value, bad))
-        else:
-            questions.append(_vmx_question(value, VmxIoExit(value, 1, 0).access()))
-    return Practice("Practice 03: decode the VMX exit qualification", seed, questions, HOW)
+    return decode_practice("practice_03", "Practice 03: decode the VMX exit qualification", seed,
+                           n, invalid, random_vmx_qualification, _corrupt_vmx, _vmx_question,
+                           lambda v: VmxIoExit(v, 1, 0).access(), HOW)  # fmt: skip

@@ -23,11 +23,13 @@ questions, ``check(i, answer)`` marks one, ``reveal()`` prints the worked answer
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ExitInfoError
 from ..exits import IoAccess
 
 RIGHT, WRONG = "✓", "✗"
@@ -110,7 +112,7 @@ def exercise(key: str, question: str, solution: str, hint: str = ""):
 def as_int(answer: Any, what: str) -> int:
     """An integer answer; a string such as '0x1f480241' is read too."""
     if isinstance(answer, bool):
-        raise AnswerError(f"{what} is a number such as 0x12340000, not {answer!r}.")
+        raise AnswerError(f"Answer {what} with a number, e.g. 37 or 0x1f48; got {answer!r}.")
     if isinstance(answer, int):
         return answer
     if isinstance(answer, str):
@@ -118,7 +120,22 @@ def as_int(answer: Any, what: str) -> int:
             return int(answer.strip().replace("_", ""), 0)
         except ValueError:
             pass
-    raise AnswerError(f"{what} is a number such as 0x12340000; got {answer!r}.")
+    raise AnswerError(f"Answer {what} with a number, e.g. 37 or 0x1f48; got {answer!r}.")
+
+
+ROLES = {
+    "hypervisor": "hypervisor", "vmm": "hypervisor", "host": "hypervisor", "kvm": "hypervisor",
+    "xen": "hypervisor", "cpu": "cpu", "hardware": "cpu", "processor": "cpu", "guest": "guest",
+    "device": "device", "device model": "device", "uart": "device", "qemu": "device",
+}  # fmt: skip
+
+
+def as_role(answer: Any) -> str:
+    """Who did it: 'hypervisor', 'cpu', 'guest' or 'device', however the learner names it."""
+    role = ROLES.get(as_word(answer, "who"))
+    if role is None:
+        raise AnswerError("Answer 'hypervisor', 'cpu', 'guest' or 'device'.")
+    return role
 
 
 def as_word(answer: Any, what: str) -> str:
@@ -285,3 +302,51 @@ class Practice:
         for n in numbers:
             q = self._question(n)
             print(f"Q{n}. {q.prompt}\n     answer: {q.answer}\n     {q.worked}")
+
+
+def record_question(
+    prompt: str,
+    expected: IoAccess | str,
+    validate: Callable[[], object],
+    worked: Callable[[], str],
+    hints: dict[str, str],
+) -> Question:
+    """A decode-this-record question: ``expected`` is the access, or the name of the field a
+    broken record gets wrong (then ``validate()`` raises the message shown as the answer)."""
+    if isinstance(expected, str):
+        text = f"{expected} breaks the rules"
+        try:
+            validate()
+        except ExitInfoError as e:
+            text = str(e)
+        return Question(prompt, f"invalid {expected}", text,
+                        lambda a: judge_access(a, expected, hints))  # fmt: skip
+    return Question(prompt, str(expected), worked(), lambda a: judge_access(a, expected, hints))
+
+
+def decode_practice(
+    key: str,
+    title: str,
+    seed: int,
+    n: int,
+    invalid: float,
+    make: Callable[[random.Random], int],
+    corrupt: Callable[[int, random.Random], tuple[int, str]],
+    question: Callable[[int, IoAccess | str], Question],
+    decode: Callable[[int], IoAccess],
+    how: str = "",
+) -> Practice:
+    """``n`` seeded records to decode (OSTEP style: the same seed gives the same questions);
+    about ``invalid`` of them are broken by ``corrupt``."""
+    if not 1 <= n <= 100:
+        raise AnswerError(f"n must be 1..100, got {n}")
+    rng = random.Random(f"{key}/{seed}")
+    questions = []
+    for _ in range(n):
+        value = make(rng)
+        if rng.random() < invalid:
+            value, bad = corrupt(value, rng)
+            questions.append(question(value, bad))
+        else:
+            questions.append(question(value, decode(value)))
+    return Practice(title, seed, questions, how)
