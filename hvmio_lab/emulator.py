@@ -22,7 +22,7 @@ from .decoder import (
 from .devices import Bus
 from .errors import DeviceError, GuestMemoryError, PageFault
 from .exits import MAX_INSTRUCTION_LENGTH, IoAccess
-from .machine import PAGE_SIZE, RFLAGS_DF, Machine, Memory, merge_gpr
+from .machine import PAGE_SIZE, RFLAGS_DF, WIDTH_MASK, Machine, Memory, merge_gpr
 
 __all__ = [
     "Execution",
@@ -36,8 +36,6 @@ __all__ = [
     "linear",
 ]
 
-_IP_MASK = {16: 0xFFFF, 32: 0xFFFF_FFFF, 64: (1 << 64) - 1}
-_ADDR_MASK = {16: 0xFFFF, 32: 0xFFFF_FFFF, 64: (1 << 64) - 1}
 _ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
 _FORMAT = {1: "B", 2: "H", 4: "I"}
 _FLAT_IN_64 = frozenset({"ES", "CS", "SS", "DS"})
@@ -130,7 +128,7 @@ def batch_elements(
     offset = linear_address % PAGE_SIZE
     if offset + size > PAGE_SIZE:
         return 1
-    mask = _ADDR_MASK[address_size]
+    mask = WIDTH_MASK[address_size]
     if down:
         room = min(offset // size, pointer // size) + 1
     else:
@@ -166,7 +164,7 @@ def _pack(values: list[int], n: int, size: int, down: bool) -> bytes:
 
 def _advance(machine: Machine, insn: IoInstruction) -> None:
     cpu = machine.cpu
-    cpu.rip = (cpu.rip + insn.length) & _IP_MASK[machine.mode]
+    cpu.rip = (cpu.rip + insn.length) & WIDTH_MASK[machine.mode]
 
 
 def execute(machine: Machine, insn: IoInstruction) -> Execution:
@@ -191,11 +189,11 @@ def execute(machine: Machine, insn: IoInstruction) -> Execution:
         else:
             value = cpu.rax & _ONES[size]
             bus.write(port, size, value)
-        cpu.rip = (cpu.rip + insn.length) & _IP_MASK[machine.mode]
+        cpu.rip = (cpu.rip + insn.length) & WIDTH_MASK[machine.mode]
         return Execution(insn, access, 1, True, None, (value,))
 
     address_size = insn.address_size
-    mask = _ADDR_MASK[address_size]
+    mask = WIDTH_MASK[address_size]
     reg_bytes = address_size // 8
     if insn.rep:
         count = cpu.rcx & mask

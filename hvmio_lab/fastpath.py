@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .devices import ones
 from .exits import IoAccess, SvmIoExit, VmxIoExit
-from .machine import Machine, merge_gpr
+from .machine import WIDTH_MASK, Machine, merge_gpr
 
 
 def access(exit: SvmIoExit | VmxIoExit) -> IoAccess | None:
@@ -32,4 +32,4 @@ def retire(machine: Machine, exit: SvmIoExit | VmxIoExit, io: IoAccess, data: in
     cpu = machine.cpu
     if io.is_in:
         cpu.rax = merge_gpr(cpu.rax, data, io.size)
-    cpu.rip = exit.next_rip
+    cpu.rip = exit.next_rip & WIDTH_MASK[machine.mode]  # IP wraps in a 16-bit code segment

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from time import perf_counter_ns
 
-from capstone import CS_ARCH_X86, Cs
 from unicorn import UC_ARCH_X86, UC_MODE_16, UC_MODE_32, UC_MODE_64, UC_PROT_ALL, Uc, UcError
 from unicorn import x86_const as ux
 from unicorn.unicorn_py3 import unicorn as _unicorn_binding
@@ -27,14 +26,13 @@ from unicorn.unicorn_py3 import unicorn as _unicorn_binding
 from .devices import DATA, attach_pc
 from .errors import GuestRunaway, HvmioError
 from .fields import SEGMENTS
-from .hardware import _CS_MODES
+from .hardware import IO_INSTRUCTIONS, disassembler
 from .hypervisor import Hypervisor
 from .machine import REGISTERS, Machine, Segment
 from .outcome import Outcome
 
 GUESTS = DATA / "guests"
 _UC_MODES = {16: UC_MODE_16, 32: UC_MODE_32, 64: UC_MODE_64}
-_IO_MNEMONICS = ("in", "out", "ins", "outs")
 EXIT_QUANTUM_NS = 1_000  # model: virtual time that passes per VM exit (drives the PM timer)
 RUNAWAY_INSTRUCTIONS = 50_000_000  # a guest that runs this long without an exit or HLT is stuck
 
@@ -56,24 +54,22 @@ class Program:
     def code_size(self) -> int:
         return self.params.get("code_size", len(self.code))
 
+    def _sweep(self):
+        """A capstone linear sweep of the code (data after the final HLT is left out)."""
+        return disassembler(self.mode).disasm(self.code[: self.code_size], self.load)
+
     def io_instructions(self) -> dict[int, str]:
-        """Address → disassembly of every I/O instruction, from a capstone sweep of the code."""
-        md = Cs(CS_ARCH_X86, _CS_MODES[self.mode])
+        """Address → disassembly of every I/O instruction: where the guest CPU must stop."""
         return {
             insn.address: f"{insn.mnemonic} {insn.op_str}".strip()
-            for insn in md.disasm(self.code[: self.code_size], self.load)
-            if insn.mnemonic.removeprefix("rep ").removeprefix("repne ").rstrip("bwd")
-            in _IO_MNEMONICS
-            or insn.mnemonic in _IO_MNEMONICS
+            for insn in self._sweep()
+            if insn.id in IO_INSTRUCTIONS
         }
 
     def listing(self) -> list[tuple[int, str, str]]:
         """(address, bytes, text) for each instruction of the code, for the stepper."""
-        md = Cs(CS_ARCH_X86, _CS_MODES[self.mode])
-        return [
-            (i.address, i.bytes.hex(" "), f"{i.mnemonic} {i.op_str}".strip())
-            for i in md.disasm(self.code[: self.code_size], self.load)
-        ]
+        return [(i.address, i.bytes.hex(" "), f"{i.mnemonic} {i.op_str}".strip())
+                for i in self._sweep()]  # fmt: skip
 
 
 @cache

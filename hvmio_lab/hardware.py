@@ -21,15 +21,19 @@ _SEGMENT_REGS = {
     cx.X86_REG_ES: "ES", cx.X86_REG_CS: "CS", cx.X86_REG_SS: "SS",
     cx.X86_REG_DS: "DS", cx.X86_REG_FS: "FS", cx.X86_REG_GS: "GS",
 }  # fmt: skip
-_IO = {cx.X86_INS_IN: (True, False), cx.X86_INS_OUT: (False, False)}
-_IO |= dict.fromkeys((cx.X86_INS_INSB, cx.X86_INS_INSW, cx.X86_INS_INSD), (True, True))
-_IO |= dict.fromkeys((cx.X86_INS_OUTSB, cx.X86_INS_OUTSW, cx.X86_INS_OUTSD), (False, True))
+# capstone instruction id → (is IN, is string), for every instruction that can cause an I/O exit
+IO_INSTRUCTIONS = {
+    cx.X86_INS_IN: (True, False),
+    cx.X86_INS_OUT: (False, False),
+    **dict.fromkeys((cx.X86_INS_INSB, cx.X86_INS_INSW, cx.X86_INS_INSD), (True, True)),
+    **dict.fromkeys((cx.X86_INS_OUTSB, cx.X86_INS_OUTSW, cx.X86_INS_OUTSD), (False, True)),
+}
 _REP_PREFIXES = (cx.X86_PREFIX_REP, cx.X86_PREFIX_REPNE)  # F2 repeats INS/OUTS too
-IP_MASK = {16: 0xFFFF, 32: 0xFFFF_FFFF, 64: (1 << 64) - 1}
 
 
 @lru_cache(maxsize=8)
-def _disassembler(mode: int) -> Cs:
+def disassembler(mode: int) -> Cs:
+    """A capstone x86 disassembler for a 16-, 32- or 64-bit code segment, with details on."""
     md = Cs(CS_ARCH_X86, _CS_MODES[mode])
     md.detail = True
     return md
@@ -44,7 +48,7 @@ def decode_io(code: bytes, mode: int) -> tuple[int, IoAccess, str]:
     where capstone 5 disagrees with the silicon are corrected from the prefix bytes.
     """
     try:
-        insn = next(_disassembler(mode).disasm(code, 0, 1), None)
+        insn = next(disassembler(mode).disasm(code, 0, 1), None)
     except CsError as e:
         raise NotAnIoExit(f"bytes {code[:15].hex(' ')} do not decode: {e}") from e
     if insn is None:
@@ -52,9 +56,9 @@ def decode_io(code: bytes, mode: int) -> tuple[int, IoAccess, str]:
             f"bytes {code[:15].hex(' ')} are not a valid instruction in {mode}-bit mode"
         )
     text = f"{insn.mnemonic} {insn.op_str}".strip()
-    if insn.id not in _IO:
+    if insn.id not in IO_INSTRUCTIONS:
         raise NotAnIoExit(f"{text} ({code[: insn.size].hex(' ')}) is not an I/O instruction")
-    is_in, string = _IO[insn.id]
+    is_in, string = IO_INSTRUCTIONS[insn.id]
     ops = insn.operands
     port_op = ops[1] if is_in else ops[0]
     data_op = ops[0] if is_in else ops[1]
@@ -103,13 +107,18 @@ def io_access_at(machine: Machine) -> tuple[int, IoAccess, str]:
 
 
 def intercept(machine: Machine, vendor: str) -> SvmIoExit | VmxIoExit:
-    """The exit record for the I/O instruction at RIP, as ``vendor``'s silicon would report it."""
+    """The exit record for the I/O instruction at RIP, as ``vendor``'s silicon would report it.
+
+    EXITINFO2 is RIP + the instruction's length, not wrapped at 64 KiB in a 16-bit code
+    segment: whether AMD parts wrap it there is unverified, so the handler wraps IP itself.
+    """
     length, access, _ = io_access_at(machine)
     rip = machine.cpu.rip
     if vendor == "svm":
-        return _svm_record(access, rip, (rip + length) & IP_MASK[machine.mode])
+        return SvmIoExit(_svm_bits(access), rip + length, rip)
     if vendor == "vmx":
-        return _vmx_record(access, rip, length)
+        qualification, info = _vmx_bits(access)
+        return VmxIoExit(qualification, length, rip, info)
     raise ValueError(f"vendor must be 'svm' or 'vmx', got {vendor!r}")
 
 
@@ -122,12 +131,3 @@ def _svm_bits(access: IoAccess) -> int:
 def _vmx_bits(access: IoAccess) -> tuple[int, int | None]:
     record = VmxIoExit.from_access(access, 0, 1)
     return record.qualification, record.instruction_info
-
-
-def _svm_record(access: IoAccess, rip: int, next_rip: int) -> SvmIoExit:
-    return SvmIoExit(_svm_bits(access), next_rip, rip)
-
-
-def _vmx_record(access: IoAccess, rip: int, length: int) -> VmxIoExit:
-    qualification, info = _vmx_bits(access)
-    return VmxIoExit(qualification, length, rip, info)

@@ -22,6 +22,7 @@ GPRS = (
 )  # fmt: skip
 REGISTERS = (*GPRS, "rip", "rflags")
 MODES = (16, 32, 64)
+WIDTH_MASK = {16: 0xFFFF, 32: 0xFFFF_FFFF, 64: (1 << 64) - 1}  # IP, or an address, of that width
 PAGE_SIZE = 4096
 RFLAGS_DF = 1 << 10
 RFLAGS_RESET = 0x2  # bit 1 is reserved and always reads 1

@@ -27,6 +27,7 @@ from .devices import PmTimer, device_name, ones
 from .emulator import Execution
 from .errors import DeviceError, InvalidInstruction, PageFault
 from .exits import IoAccess, SvmIoExit
+from .machine import WIDTH_MASK
 from .outcome import ExitContext, IoRequest
 
 if TYPE_CHECKING:
@@ -58,8 +59,8 @@ class Xen2010:
         if not string:
             self.io_port, self.io_size, self.io_dir = port, size, is_in
         rc, io, insn = self.handle_mmio(hv, ctx, completing=False)
-        if not string and rc != RETRY:
-            machine.cpu.rip = (machine.cpu.rip + length) & ((1 << 64) - 1)  # even when rc failed
+        if not string and rc != RETRY:  # the RIP advance happens even when rc says it failed
+            machine.cpu.rip = (machine.cpu.rip + length) & WIDTH_MASK[machine.mode]
         request = None
         if rc == RETRY:  # the device model answered; completion runs handle_mmio once more
             request = IoRequest(io, None, device_name(machine.bus.device_at(io.port)))

@@ -185,3 +185,14 @@ def test_timing_without_recording_gives_stages_but_no_diff():
     assert set(outcome.stages) >= {"exit", "decode", "device", "writeback"}
     assert outcome.diff is None and outcome.events == ()
     assert machine.cpu.rax == 7 and outcome.done
+
+
+@pytest.mark.parametrize("path", ["fast", "emulate", "seed2010"])
+@pytest.mark.parametrize("vendor", ["svm", "vmx"])
+def test_real_mode_ip_wraps_at_64k(vendor, path):
+    """In a 16-bit code segment the instruction pointer is IP: past 0xFFFF it wraps to 0."""
+    machine = machine_with(b"\xec", mode=16, rip=0xFFFF)  # in al, dx at CS:0xFFFF (CS = 0)
+    machine.bus.attach(range(0, 0x10000), Scripted([0x42]))
+    outcome = Hypervisor(machine, vendor, path).step()
+    assert outcome.done and machine.cpu.rip == 0x0000
+    assert machine.cpu.rax & 0xFF == 0x42
