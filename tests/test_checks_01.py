@@ -22,8 +22,8 @@ def judge(key, answer):
     return EXERCISES[key].judge(answer)
 
 
-def out_dx_al_site() -> int:
-    return next(a for a, text in HELLO.io_instructions().items() if text == "out dx, al")
+def post_write_site() -> int:
+    return next(a for a, text in HELLO.io_instructions().items() if text == "out 0x80, al")
 
 
 def test_chapter_01_exercises_are_registered():
@@ -54,23 +54,23 @@ def test_exit_count_hints_aim_at_the_mistake(answer, hint):
 
 
 def test_rip_after_out_right_answer_is_where_the_guest_resumes():
-    site = out_dx_al_site()
+    site = post_write_site()
     guest = Guest("uart_hello")
-    while (outcome := guest.step()).access.is_in:
+    while (outcome := guest.step()).access.port != 0x80:
         pass
     assert outcome.exit.rip == site
     resumed = outcome.diff.register("rip")[1]
-    assert resumed == site + 1  # `out dx, al` is the one byte EE
+    assert resumed == site + 2  # `out 0x80, al` is E6 80: opcode and imm8 port
     assert judge("01_2", resumed).ok
     assert judge("01_2", hex(resumed)).ok
 
 
 def test_rip_after_out_misconceptions():
-    site = out_dx_al_site()
+    site = post_write_site()
     same = judge("01_2", site)  # "RIP moves on by itself"
     assert not same.ok and "hypervisor advances it" in same.message
-    two = judge("01_2", site + 2)
-    assert not two.ok and "one byte" in two.message
+    one = judge("01_2", site + 1)  # "every IN/OUT is one byte"
+    assert not one.ok and "two bytes" in one.message
 
 
 def test_bitmap_question():

@@ -32,10 +32,9 @@ _HELLO = load_program("uart_hello")
 MESSAGE = _HELLO.params["message"]
 EXITS_01_1 = 2 * len(MESSAGE) + 1
 _LISTING = _HELLO.listing()
-_OUT_INDEX = next(i for i, (_, _, text) in enumerate(_LISTING) if text == "out dx, al")
-OUT_RIP, OUT_BYTES, _ = _LISTING[_OUT_INDEX]
+_OUT_INDEX = next(i for i, (_, _, text) in enumerate(_LISTING) if text == "out 0x80, al")
+OUT_RIP, OUT_BYTES, _ = _LISTING[_OUT_INDEX]  # the POST write, which the chapter never steps to
 NEXT_RIP_01_2 = _LISTING[_OUT_INDEX + 1][0]
-_JMP_TARGET = int(_LISTING[_OUT_INDEX + 1][2].split()[-1], 0)  # `jmp next_char` after the OUT
 
 
 # -- 01.1: how many exits does uart_hello take? -------------------------------------------------
@@ -98,42 +97,41 @@ def ex_01_1(answer) -> Verdict:
 # -- 01.2: RIP after an `out dx, al` exit -------------------------------------------------------
 
 _SOLUTION_01_2 = f"""
-{NEXT_RIP_01_2:#x} = {OUT_RIP:#x} + 1.
+{NEXT_RIP_01_2:#x} = {OUT_RIP:#x} + 2.
 
-`out dx, al` is one byte ({OUT_BYTES}). At the exit RIP still points at the OUT: the CPU
-stopped before executing it. The hardware reports where the next instruction starts:
-  SVM: EXITINFO2 = {NEXT_RIP_01_2:#x} (the next RIP; length = EXITINFO2 − RIP = 1);
-  VMX: VM-exit instruction length = 1, so next RIP = RIP + 1.
-Once the write has reached the UART, the hypervisor sets RIP to that value and re-enters the
-guest, which runs the `jmp` at {NEXT_RIP_01_2:#x} itself. RIP does not move on by itself: a
+`out 0x80, al` is two bytes ({OUT_BYTES}): the opcode E6 and the port as an immediate byte.
+At the exit RIP still points at the OUT: the CPU stopped before executing it. The hardware
+reports where the next instruction starts:
+  SVM: EXITINFO2 = {NEXT_RIP_01_2:#x} (the next RIP; length = EXITINFO2 − RIP = 2);
+  VMX: VM-exit instruction length = 2, so next RIP = RIP + 2.
+Once the POST port has the byte, the hypervisor sets RIP to that value and re-enters the guest,
+which runs the `hlt` at {NEXT_RIP_01_2:#x} itself. RIP does not move on by itself: a
 hypervisor that forgets to advance it makes the guest execute the OUT again, and exit again.
 """
 
 
 @exercise(
     "01_2",
-    f"uart_hello's THR write `out dx, al` sits at RIP {OUT_RIP:#x} (its bytes: {OUT_BYTES}). "
-    "After the hypervisor has handled its exit, at which RIP does the guest resume?",
+    f"uart_hello reports success with `out 0x80, al` at RIP {OUT_RIP:#x} (its bytes: "
+    f"{OUT_BYTES}). After the hypervisor has handled its exit, at which RIP does the guest "
+    "resume?",
     _SOLUTION_01_2,
     hint="Where does the next instruction start? The exit record says so (EXITINFO2, or the "
-    "instruction length).",
+    "instruction length). Count the OUT's bytes.",
 )
 def ex_01_2(answer) -> Verdict:
     rip = as_int(answer, "the RIP")
     if rip == NEXT_RIP_01_2:
-        return right("The hypervisor advanced RIP by the instruction's length, 1 byte: "
+        return right("The hypervisor advanced RIP by the instruction's length, 2 bytes: "
                      "EXITINFO2 on SVM, the VM-exit instruction length on VMX.")  # fmt: skip
     if rip == OUT_RIP:
         return wrong("That is where the guest exited. RIP does not move on by itself after an "
                      "exit: the hypervisor advances it (to EXITINFO2 on SVM, by the "
                      "instruction length on VMX). Left where it is, the guest would run the OUT "
                      "again, and exit again.")  # fmt: skip
-    if rip == OUT_RIP + 2:
-        return wrong(f"`out dx, al` is one byte ({OUT_BYTES}); the two-byte form is "
-                     "`out imm8, al` (E6 ib).")  # fmt: skip
-    if rip == _JMP_TARGET:
-        return wrong("The hypervisor resumes the guest at the instruction right after the OUT; "
-                     "the `jmp` there runs in the guest afterwards.")  # fmt: skip
+    if rip == OUT_RIP + 1:
+        return wrong(f"`out dx, al` is one byte, but this OUT names its port in an immediate "
+                     f"byte: {OUT_BYTES} is two bytes long.")  # fmt: skip
     return wrong(f"The guest resumes at the first byte after the OUT: {OUT_RIP:#x} plus the "
                  "OUT's length in bytes.")  # fmt: skip
 

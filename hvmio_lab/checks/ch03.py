@@ -199,7 +199,7 @@ In code: SvmIoExit(0xCF80140, rip + 1, rip).to_vmx(immediate=False).
     "An SVM guest exits with EXITINFO1 = 0xCF80140 and EXITINFO2 = RIP + 1. What would VMX "
     "report for the same instruction? Answer (exit qualification, instruction length).",
     _SOLUTION_03_4,
-    hint="Decode the SVM value first (03 has the SVM table in chapter 02), then encode VMX.",
+    hint="Decode the SVM value first (chapter 02 has the SVM table), then encode it for VMX.",
 )
 def ex_03_4(qualification, length) -> Verdict:
     value = as_int(qualification, "The exit qualification")

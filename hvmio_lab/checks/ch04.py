@@ -271,9 +271,10 @@ def practice_04(seed: int = 4, n: int = 5) -> Practice:
             )
         )
     return Practice(
-        "Chapter 04 practice: decode these I/O instructions",
+        "Practice 04: decode these I/O instructions",
         seed,
         questions,
         how="Answer like 'in ax, 0x60', or for string forms 'rep insd a32' (add the segment "
-        "for OUTS: 'outsb a16 fs'). practice.check(1, '...'); practice.reveal().",
+        "for OUTS: 'outsb a16 fs').\np.check(1, 'in ax, 0x60') marks one answer; p.reveal() shows "
+        "them all.",
     )

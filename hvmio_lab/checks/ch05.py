@@ -255,8 +255,8 @@ check_05_3, reveal_05_3, hint_05_3 = ex_05_3.check, ex_05_3.reveal, ex_05_3.hint
 _REG = {1: "al", 2: "ax", 4: "eax"}
 
 HOW = ("A 64-bit guest, one exit each. For an IN, answer RAX after the fast path; for an OUT, "
-       "the value the device receives. Answer with a number, e.g. 0x12345678.\n"
-       "p.check(1, 0x12345678) marks one answer; p.reveal() shows them all.")
+       "the value the device receives. Answer with a number, e.g. 0xff.\n"
+       "practice.check(1, 0xff) marks one answer; practice.reveal() shows them all.")
 
 
 def _rax(rng: random.Random) -> int:

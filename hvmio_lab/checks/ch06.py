@@ -227,7 +227,7 @@ check_06_3, reveal_06_3, hint_06_3 = ex_06_3.check, ex_06_3.reveal, ex_06_3.hint
 
 HOW_06 = (
     "Give the speedup of the fast path for one exit (emulator time / fast-path time), "
-    "to two decimals. p.check(1, 1.25) marks one answer; p.reveal() shows them all."
+    "to two decimals.\npractice.check(1, 1.25) marks one answer; practice.reveal() shows them all."
 )
 
 
@@ -277,4 +277,4 @@ def practice_06(seed: int = 1, n: int = 5) -> Practice:
         raise AnswerError(f"n must be 1..100, got {n}")
     rng = random.Random(f"practice_06/{seed}")
     questions = [_speedup_question(rng) for _ in range(n)]
-    return Practice("Chapter 06 practice: the speedup of one exit", seed, questions, HOW_06)
+    return Practice("Practice 06: the speedup of one exit", seed, questions, HOW_06)

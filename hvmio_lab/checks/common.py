@@ -111,16 +111,15 @@ def exercise(key: str, question: str, solution: str, hint: str = ""):
 
 def as_int(answer: Any, what: str) -> int:
     """An integer answer; a string such as '0x1f480241' is read too."""
-    if isinstance(answer, bool):
-        raise AnswerError(f"Answer {what} with a number, e.g. 37 or 0x1f48; got {answer!r}.")
-    if isinstance(answer, int):
+    if isinstance(answer, int) and not isinstance(answer, bool):
         return answer
     if isinstance(answer, str):
         try:
             return int(answer.strip().replace("_", ""), 0)
         except ValueError:
             pass
-    raise AnswerError(f"Answer {what} with a number, e.g. 37 or 0x1f48; got {answer!r}.")
+    what = what[0].lower() + what[1:] if what.startswith("The ") else what
+    raise AnswerError(f"Answer {what} with a number, e.g. 12 or 0x2a; got {answer!r}.")
 
 
 ROLES = {
@@ -289,8 +288,12 @@ class Practice:
         p.text(self.text())
 
     def judge(self, i: int, answer: Any) -> Verdict:
+        question = self._question(i)
+        if answer is None or answer is Ellipsis:
+            return Verdict(False, f"{WRONG} No answer yet: replace None with yours, then run the "
+                                  "cell again.")
         try:
-            return self._question(i).judge(answer)
+            return question.judge(answer)
         except AnswerError as e:
             return wrong(str(e))
 
