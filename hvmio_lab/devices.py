@@ -229,7 +229,7 @@ class AtaDisk:
     """ATA/IDE primary channel, master drive, PIO only (ATA/ATAPI-6, T13/1410D).
 
     Command block 0x1F0–0x1F7, control block 0x3F6. IDENTIFY DEVICE (0xEC, §8.15) and
-    READ SECTORS (0x20, §8.27) with LBA28. After a command, and between sectors of a
+    READ SECTORS (0x20, §8.34) with LBA28. After a command, and between sectors of a
     multi-sector read, the drive is busy (BSY) for ``busy_polls`` status reads, then shows
     DRQ while the 256-word block streams out of the 16-bit data port. The busy time is a model:
     real drives are busy for a time, not a count of polls. There is no device 1: while it is

@@ -8,13 +8,11 @@ raise #PF.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from .devices import Bus, BusEvent, attach_pc
 from .errors import GuestMemoryError, PageFault
 from .fields import SEGMENTS
-
-if TYPE_CHECKING:
-    from .devices import Bus, BusEvent
 
 GPRS = (
     "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
@@ -213,14 +211,12 @@ class Machine:
     """A vCPU, guest memory, an I/O bus and a virtual clock: what both exit paths act on."""
 
     def __init__(self, mode: int = 64, memory_size: int = DEFAULT_MEMORY, cpu: Cpu | None = None):
-        from .devices import Bus
-
         if mode not in MODES:
             raise ValueError(f"mode must be 16, 32 or 64, got {mode!r}")
         self.mode = mode
         self.cpu = cpu if cpu is not None else Registers()
         self.memory = Memory(memory_size)
-        self.bus: Bus = Bus()
+        self.bus = Bus()
         self.clock = VirtualClock()
         if cpu is None:
             for name in SEGMENTS:
@@ -229,8 +225,6 @@ class Machine:
     @classmethod
     def pc(cls, mode: int = 64, **devices: object) -> Machine:
         """A machine with the standard PC devices attached (see ``devices.attach_pc``)."""
-        from .devices import attach_pc
-
         machine = cls(mode)
         attach_pc(machine, **devices)
         return machine

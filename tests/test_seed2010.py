@@ -63,7 +63,9 @@ def test_stale_stash_mishandles_the_next_emulated_exit():
         outcome = hv.step()
         if expect_stale:
             assert good.writes == []  # the string never reached its port
-            assert outcome.fault is not None and outcome.instruction is None
+            assert outcome.fault.vector == "#GP" and outcome.instruction is None
+            stale = outcome.access  # the refused `out dx, ax` again, from the stash
+            assert (stale.port, stale.size, stale.is_in) == (0x40, 2, False)
         else:
             assert good.writes == [(0x50, 1, ord("o")), (0x50, 1, ord("k"))]
             assert outcome.fault is None and outcome.done
