@@ -83,7 +83,8 @@ class Hypervisor:
 
     def handle(self, exit: SvmIoExit | VmxIoExit, start: int | None = None) -> Outcome:
         """Handle an exit record the hardware produced (or one built by hand)."""
-        self._check_idle()
+        if self.pending is not None:
+            self._check_idle()
         if not self._recording and not self.timed and self.path == "fast":
             io = fastpath.access(exit)
             if io is not None:
@@ -118,7 +119,10 @@ class Hypervisor:
             return Outcome("fast", exit, io, fault=fault)
         fastpath.retire(machine, exit, io, data)
         self.counters["fast"] += 1
-        return Outcome("fast", exit, io, None, (), None, None, None, None, True, True, False, 1)
+        # path, exit, access, instruction, events, diff, fault, stages, request, completed,
+        # done, reemulated, elements (_make skips the keyword handling of Outcome(...))
+        return Outcome._make(("fast", exit, io, None, (), None, None, None, None, True, True,
+                              False, 1))  # fmt: skip
 
     def _emulate(self, ctx: ExitContext) -> Outcome:
         try:
