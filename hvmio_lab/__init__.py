@@ -19,7 +19,10 @@ from .errors import (
 )
 from .exits import IoAccess, SvmIoExit, VmxIoExit
 from .fields import EXIT_QUALIFICATION, EXITINFO1, INSTRUCTION_INFO, Field, Kind, Layout
+from .guest import Guest, RunResult
+from .hypervisor import Hypervisor
 from .machine import Machine, Memory, Registers, StateDiff
+from .outcome import Outcome
 
 __all__ = [
     "EXITINFO1",
@@ -32,9 +35,11 @@ __all__ = [
     "DeviceError",
     "ExitInfoError",
     "Field",
+    "Guest",
     "GuestMemoryError",
     "GuestRunaway",
     "HvmioError",
+    "Hypervisor",
     "InvalidInstruction",
     "IoAccess",
     "IoInstruction",
@@ -43,10 +48,12 @@ __all__ = [
     "Machine",
     "Memory",
     "NotAnIoExit",
+    "Outcome",
     "PageFault",
     "PmTimer",
     "PostPort",
     "Registers",
+    "RunResult",
     "StateDiff",
     "SvmIoExit",
     "Uart16550",

@@ -290,5 +290,3 @@ class VmxIoExit:
         """The same access as SVM would report it; VMX has no address size for IN/OUT."""
         return SvmIoExit.from_access(self.access(), self.rip, self.next_rip, address_size, segment)
 
-
-IoExit = SvmIoExit | VmxIoExit

@@ -140,12 +140,11 @@ class VirtualClock:
 
 @dataclass(frozen=True)
 class Snapshot:
-    mode: int
+    """What ``diff`` compares: registers, a copy of guest memory, and the bus log's length."""
+
     registers: dict[str, int]
     memory: bytes
-    not_present: frozenset[int]
     events: int  # length of the bus log when taken
-    clock_ns: int
 
 
 @dataclass(frozen=True)
@@ -238,14 +237,7 @@ class Machine:
         return self.cpu.segment(segment).base + offset
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(
-            self.mode,
-            register_values(self.cpu),
-            bytes(self.memory.data),
-            frozenset(self.memory.not_present),
-            len(self.bus.log),
-            self.clock.ns,
-        )
+        return Snapshot(register_values(self.cpu), bytes(self.memory.data), len(self.bus.log))
 
     def diff(self, before: Snapshot, after: Snapshot | None = None) -> StateDiff:
         """Changes from ``before`` to ``after`` (default: the machine as it is now, compared

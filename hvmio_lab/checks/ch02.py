@@ -111,7 +111,6 @@ def _refusal_hint(value: int, error: ExitInfoError) -> str:
 
 # -- 02.2: two SZ bits set ------------------------------------------------------------------
 
-TWO_SZ_BITS = IN_EAX_DX_1F48 | (1 << 5)  # SZ16 and SZ32 both set: 0x1F480261
 
 _SOLUTION_02_2 = """
 0x1F480261: bits 6:4 are 0b110, so SZ16 and SZ32 are both set. SZ8/SZ16/SZ32 are one-hot

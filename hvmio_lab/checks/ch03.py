@@ -15,12 +15,11 @@ from ..exits import VmxIoExit
 from ..fields import EXIT_QUALIFICATION, EXITINFO1
 from .ch02 import PORTS
 from .common import (
-    AnswerError,
     Practice,
     Question,
     Verdict,
+    as_choice,
     as_int,
-    as_word,
     decode_practice,
     exercise,
     parse_instruction,
@@ -31,7 +30,6 @@ from .common import (
 
 # -- 03.1: decode a real sample ------------------------------------------------------------
 
-VMWARE_BACKDOOR = 0x5658000B
 
 _SOLUTION_03_1 = """
 0x5658000B, field by field (SDM Vol. 3C, "Exit Qualification for I/O Instructions"):
@@ -160,9 +158,7 @@ sets it. (d) is wrong: 1 *is* the 2-byte encoding, because the field holds size 
     hint="What size − 1 = 2 would mean in bytes, and does any IN/OUT move that many?",
 )
 def ex_03_3(answer) -> Verdict:
-    choice = as_word(answer, "with a letter")
-    if choice not in CHOICES_03_3:
-        raise AnswerError(f"Answer 'a', 'b', 'c' or 'd' (see CHOICES_03_3); got {answer!r}.")
+    choice = as_choice(answer, CHOICES_03_3, "CHOICES_03_3")
     if choice == "a":
         return right("size − 1 = 2 is 3 bytes, which no I/O instruction moves.")
     if choice == "b":
@@ -176,7 +172,6 @@ def ex_03_3(answer) -> Verdict:
 # -- 03.4: translate an SVM sample to VMX ----------------------------------------------------------
 
 PCI_ADDRESS_SVM = 0xCF80140  # out dx, eax to 0xCF8 (IO_EXITS sample, EXITINFO2 = RIP + 1)
-PCI_ADDRESS_VMX = (0xCF8 << 16) | 3  # size − 1 = 3, OUT, port in DX
 
 _SOLUTION_03_4 = """
 SVM: EXITINFO1 = 0x0CF80140 → TYPE = 0 (OUT), SZ32 (4 bytes), A32, PORT 0xCF8; EXITINFO2 − RIP

@@ -20,6 +20,7 @@ from .common import (
     Practice,
     Question,
     Verdict,
+    as_choice,
     as_int,
     as_word,
     exercise,
@@ -229,9 +230,7 @@ device-model IN re-ran the emulator at completion, chapter 07.) Chapter 06 puts 
          "outcome in this chapter?",
 )
 def ex_05_3(answer) -> Verdict:
-    choice = as_word(answer, "with a letter")
-    if choice not in CHOICES_05_3:
-        raise AnswerError(f"Answer 'a', 'b', 'c' or 'd' (see CHOICES_05_3); got {answer!r}.")
+    choice = as_choice(answer, CHOICES_05_3, "CHOICES_05_3")
     if choice == "b":
         return right("Only fetch + decode; the exit, the round trip and the writeback remain.")
     if choice == "a":

@@ -137,6 +137,15 @@ def as_role(answer: Any) -> str:
     return role
 
 
+def as_choice(answer: Any, choices: dict[str, str], name: str) -> str:
+    """One letter of a multiple-choice question whose options are printed as ``name``."""
+    choice = as_word(answer, "with a letter")
+    if choice not in choices:
+        *first, last = (f"'{c}'" for c in sorted(choices))
+        raise AnswerError(f"Answer {', '.join(first)} or {last} (see {name}); got {answer!r}.")
+    return choice
+
+
 def as_word(answer: Any, what: str) -> str:
     """A short text answer, lower-cased, punctuation and a leading "the" dropped."""
     if not isinstance(answer, str):

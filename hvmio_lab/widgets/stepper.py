@@ -391,11 +391,11 @@ class ExitStepper(W.VBox):
         line = f"{g.exits} exit{'s' if g.exits != 1 else ''}" + (f" ({paths})" if paths else "")
         line += f" · {_VENDOR_LABELS[g.vendor]} · path {g.path}"
         if g.halted:
-            post = g.devices["post"].codes
+            result = g.result()
             verdict = ""
-            if post:
-                ok = post[-1] == g.program.success_post
-                verdict = f", POST {post[-1]:#x} ({'success' if ok else 'failure'})"
+            if result.post_codes:
+                outcome = "success" if result.success else "failure"
+                verdict = f", POST {result.post_codes[-1]:#x} ({outcome})"
             line += (f" — the guest executed HLT and has stopped{verdict}. "
                      "Press Reset to run it again.")  # fmt: skip
         return line
