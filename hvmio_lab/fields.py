@@ -8,6 +8,7 @@ from the table, so no two of them can disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -95,6 +96,17 @@ class Row(NamedTuple):
     raw: str
     meaning: str
     ok: bool
+
+
+def format_rows(rows: Sequence[Row]) -> str:
+    """A describe() table as aligned text; a field that breaks the rules is marked ✗."""
+    table = [("bits", "field", "raw", "meaning")]
+    table += [(r.bits, r.field, r.raw, r.meaning + ("" if r.ok else "  ✗")) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in table
+    )
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from unicorn import UC_ARCH_X86, UC_MODE_16, UC_MODE_32, UC_MODE_64, UC_PROT_ALL
 from unicorn import x86_const as ux
 from unicorn.unicorn_py3 import unicorn as _unicorn_binding
 
-from .devices import DATA, attach_pc
+from . import resources
+from .devices import attach_pc
 from .errors import GuestRunaway, HvmioError
 from .fields import SEGMENTS
 from .hardware import IO_INSTRUCTIONS, disassembler
@@ -31,7 +32,7 @@ from .hypervisor import Hypervisor
 from .machine import REGISTERS, Machine, Segment
 from .outcome import Outcome
 
-GUESTS = DATA / "guests"
+GUESTS = resources.data("guests")
 _UC_MODES = {16: UC_MODE_16, 32: UC_MODE_32, 64: UC_MODE_64}
 EXIT_QUANTUM_NS = 1_000  # model: virtual time that passes per VM exit (drives the PM timer)
 RUNAWAY_INSTRUCTIONS = 50_000_000  # a guest that runs this long without an exit or HLT is stuck

@@ -28,14 +28,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from .devices import DATA
+from . import resources
 from .hardware import intercept
 from .hypervisor import Hypervisor
 from .machine import Machine
 from .outcome import STAGES, Outcome
 
-COST_MODELS = DATA / "cost_models.json"
-BENCH_RESULTS = DATA.parent / "bench" / "results" / "paths.json"
+COST_MODELS = resources.data("cost_models.json")
+BENCH_RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results" / "paths.json"
 MODEL_STAGES = (
     "exit_entry", "record_read", "fetch", "decode",
     "device_handler", "device_model_round_trip", "writeback",

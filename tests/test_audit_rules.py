@@ -40,6 +40,7 @@ HIGH = 0xDEAD_BEEF_0000_0000
 # with the hypervisor that uses them; compare is a view over the hypervisor, beside guest.
 ROOMS = {
     "errors": 0,
+    "resources": 0,
     "fields": 1,
     "exits": 2,
     "devices": 3,  # below machine: devices need the machine only for type hints
@@ -64,9 +65,18 @@ JUPYTER = (
 
 def core_modules() -> list[str]:
     """Every top-level module of the package that lies below the line in the plan."""
-    return sorted(
-        p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", *ABOVE_THE_CORE)
-    )
+    names = [p.stem for p in PACKAGE.glob("*.py")]
+    names += [p.parent.name for p in PACKAGE.glob("*/__init__.py")]
+    return sorted(n for n in names if n not in ("__init__", *ABOVE_THE_CORE))
+
+
+def module_sources(module: str) -> list[tuple[Path, int]]:
+    """(source file, the import level that reaches a sibling of ``module``) for a module, or
+    for every file of a subpackage, whose siblings are one more dot away."""
+    package = PACKAGE / module
+    if package.is_dir():
+        return [(p, 2) for p in sorted(package.glob("*.py"))]
+    return [(PACKAGE / f"{module}.py", 1)]
 
 
 def runtime_imports(module: str) -> dict[str, bool]:
@@ -74,7 +84,6 @@ def runtime_imports(module: str) -> dict[str, bool]:
 
     Imports under ``if TYPE_CHECKING:`` are annotations only and are left out.
     """
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     found: dict[str, bool] = {}
 
     def visit(node: ast.AST, top: bool) -> None:
@@ -82,7 +91,7 @@ def runtime_imports(module: str) -> dict[str, bool]:
             for child in node.orelse:
                 visit(child, top)
             return
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level == sibling:
             names = [node.module] if node.module else [a.name for a in node.names]
             for name in names:
                 first = name.split(".")[0]
@@ -104,8 +113,9 @@ def runtime_imports(module: str) -> dict[str, bool]:
         for child in ast.iter_child_nodes(node):
             visit(child, inner)
 
-    for node in tree.body:
-        visit(node, True)
+    for path, sibling in module_sources(module):
+        for node in ast.parse(path.read_text()).body:
+            visit(node, True)
     return found
 
 

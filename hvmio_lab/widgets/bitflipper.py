@@ -30,10 +30,9 @@ import traitlets
 from ipywidgets.widgets.widget_bool import ToggleButtonStyle
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-from ..cli import format_rows
 from ..errors import ExitInfoError
 from ..exits import SvmIoExit, VmxIoExit
-from ..fields import EXIT_QUALIFICATION, EXITINFO1, SEGMENTS, Field, Layout, Row
+from ..fields import EXIT_QUALIFICATION, EXITINFO1, SEGMENTS, Field, Layout, Row, format_rows
 from ..plots import GREY, field_colour, is_filler, tint
 
 BIT_PX = 26  # width of one bit toggle; the bit-number row above uses the same pitch
