@@ -4,19 +4,19 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 NB     ?= notebooks/02-svm-exitinfo1.ipynb
-# Jupyter refuses to run as root unless told; containers and CI machines often are root.
-AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test demo bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The same launcher a pip install gives (`hvmio-lab lab DIR`), serving the clone in place: it
+# opens and prints the URL of chapter 00, with the workbook's Jupyter settings (data/jupyter/).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. notebooks/00-start-here.ipynb $(AS_ROOT)
+	$(VENV)/bin/hvmio-lab lab .
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -28,9 +28,10 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/voila --no-browser $(NB)
 
-# Performance figures (printed, never asserted); bench_paths also writes bench/results/.
+# Performance figures (printed, never asserted): every bench/bench_*.py; bench_paths also
+# writes data/bench/paths.json, the snapshot chapter 06 reads.
 bench: $(STAMP)
-	for b in bench_decode bench_bus bench_emulator bench_paths; do $(PY) bench/$$b.py || exit 1; done
+	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis test-artifacts

@@ -1,12 +1,13 @@
-"""Exit records decoded per second, SVM and VMX (issue 2: decode + validation ≤ 2 µs/record).
+"""Exit records decoded per second, SVM and VMX (target: decode + validation ≤ 2 µs/record).
 
 Rows, each over N distinct random *valid* records (so no two calls hit the same cache entry):
 - ``Layout.decode``: the table compiled to shifts, with every validity check;
 - ``access() uncached``: ``exit.access()`` with the decode caches bypassed (their
   ``__wrapped__`` functions): decode + validation + building the IoAccess + the
   instruction-length check; this is the figure the 2 µs target is about;
-- ``access() cached``: the same records through the LRU caches, warmed first: what
-  replaying a trace of repeated exits costs.
+- ``access() cached``: the same records again, warmed first: a record keeps its access
+  after the first call, and records with the same EXITINFO1 or qualification share an LRU
+  cache: what replaying a trace of repeated exits costs.
 Each figure is the median of several runs, less the bare loop's own time. Run:
 ``.venv/bin/python bench/bench_decode.py [-n N] [--runs R] [--seed S]``.
 This prints figures; it is not a timed test.

@@ -1,10 +1,10 @@
-"""The emulator path's speed (issue 6): a non-string IN/OUT ≤ 5 µs, `rep insw` ≥ 5 MB/s.
+"""The emulator path's speed (targets: a non-string IN/OUT ≤ 5 µs, `rep insw` ≥ 5 MB/s).
 
 Rows, all with the bus log off (``bus.recording = False``), as a throughput run would be:
 - one exit through ``emulate`` = fetch at CS:RIP + decode + execute, for three non-string
   instructions, plus the three stages timed apart; next to it, the fast path for the same
-  exit (``fastpath.access`` + ``perform`` + ``retire``; the record decode is LRU-cached, so
-  this is the replay cost);
+  exit (``fastpath.access`` + ``fastpath.run``; a record keeps its decoded access, so this
+  is the replay cost);
 - `rep insw` of one 512-byte sector from the ATA disk (READ SECTORS programmed on the bus,
   the status polled until DRQ, then the emulator re-entered until RIP moves: one exit per
   page-bounded batch), in MB/s of guest data; and of 8 sectors into a buffer that crosses
@@ -109,8 +109,7 @@ def fast_path(machine: Machine, n: int, runs: int) -> float | None:
 
     def handle() -> None:
         cpu.rip = CODE_AT
-        io = fastpath.access(exit_)
-        fastpath.retire(machine, exit_, io, fastpath.perform(machine, io))
+        fastpath.run(machine, exit_, fastpath.access(exit_))
 
     return per_call(handle, n, runs)
 

@@ -2,61 +2,69 @@
 
 The core (everything importable from here) imports no Jupyter, ipywidgets or matplotlib;
 ``hvmio_lab.widgets``, ``hvmio_lab.plots`` and ``hvmio_lab.checks`` sit above it.
+
+``import hvmio_lab`` itself loads nothing else: each name below is imported from its module on
+first use, so the CLI, a notebook's first cell and a hub's kernel start do not pay for unicorn
+and capstone until a guest or a decoder is really wanted (``bench/bench_import.py`` measures
+it).
 """
 
-from .decoder import IoInstruction, decode_instruction
-from .devices import AtaDisk, Bus, BusEvent, PmTimer, PostPort, Uart16550
-from .errors import (
-    BusError,
-    DeviceError,
-    ExitInfoError,
-    GuestMemoryError,
-    GuestRunaway,
-    HvmioError,
-    InvalidInstruction,
-    NotAnIoExit,
-    PageFault,
-)
-from .exits import IoAccess, SvmIoExit, VmxIoExit
-from .fields import EXIT_QUALIFICATION, EXITINFO1, INSTRUCTION_INFO, Field, Kind, Layout
-from .guest import Guest, RunResult
-from .hypervisor import Hypervisor
-from .machine import Machine, Memory, Registers, StateDiff
-from .outcome import Outcome
+from __future__ import annotations
 
-__all__ = [
-    "EXITINFO1",
-    "EXIT_QUALIFICATION",
-    "INSTRUCTION_INFO",
-    "AtaDisk",
-    "Bus",
-    "BusError",
-    "BusEvent",
-    "DeviceError",
-    "ExitInfoError",
-    "Field",
-    "Guest",
-    "GuestMemoryError",
-    "GuestRunaway",
-    "HvmioError",
-    "Hypervisor",
-    "InvalidInstruction",
-    "IoAccess",
-    "IoInstruction",
-    "Kind",
-    "Layout",
-    "Machine",
-    "Memory",
-    "NotAnIoExit",
-    "Outcome",
-    "PageFault",
-    "PmTimer",
-    "PostPort",
-    "Registers",
-    "RunResult",
-    "StateDiff",
-    "SvmIoExit",
-    "Uart16550",
-    "VmxIoExit",
-    "decode_instruction",
-]
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+# Each public name and the module that defines it.
+_EXPORTS = {
+    "IoInstruction": "decoder",
+    "decode_instruction": "decoder",
+    "AtaDisk": "devices",
+    "Bus": "devices",
+    "BusEvent": "devices",
+    "PmTimer": "devices",
+    "PostPort": "devices",
+    "Uart16550": "devices",
+    "BusError": "errors",
+    "DeviceError": "errors",
+    "ExitInfoError": "errors",
+    "GuestMemoryError": "errors",
+    "GuestRunaway": "errors",
+    "HvmioError": "errors",
+    "InvalidInstruction": "errors",
+    "NotAnIoExit": "errors",
+    "PageFault": "errors",
+    "IoAccess": "exits",
+    "SvmIoExit": "exits",
+    "VmxIoExit": "exits",
+    "EXIT_QUALIFICATION": "fields",
+    "EXITINFO1": "fields",
+    "INSTRUCTION_INFO": "fields",
+    "Field": "fields",
+    "Kind": "fields",
+    "Layout": "fields",
+    "Guest": "guest",
+    "RunResult": "guest",
+    "Hypervisor": "hypervisor",
+    "Machine": "machine",
+    "Memory": "machine",
+    "Registers": "machine",
+    "StateDiff": "machine",
+    "Outcome": "outcome",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next use is a plain attribute lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+

@@ -11,10 +11,12 @@ Rules, with their sources (Intel SDM Vol. 2 §2.1–2.2, Appendix A; AMD APM Vol
 - 66 toggles the operand size between 16 and 32 bits (default 16 in 16-bit mode, 32
   otherwise); the byte forms (E4 E6 EC EE 6C 6E) are 1 byte whatever the prefixes.
 - 67 toggles the address size: 16↔32 in 16- and 32-bit modes, 64→32 in 64-bit mode.
-- F3 (REP) and F2 (REPNE) both repeat INS/OUTS: neither tests ZF for these instructions
-  (SDM "REP/REPE/REPZ/REPNE/REPNZ"), and unicorn 2.1.4 runs ``F2 6C`` RCX times while
-  capstone 5 prints it as ``repne insb``. On IN/OUT both are ignored.
-- Segment overrides (26 2E 36 3E 64 65): the last one wins. They matter to OUTS only (its
+- F3 (REP) and F2 (REPNE) both repeat INS/OUTS: the SDM (Vol. 2 §2.1.1) lists both as repeat
+  prefixes of string and I/O instructions (AMD documents F2 only with CMPS/SCAS), neither tests
+  ZF for these, and unicorn 2.1.4 runs ``F2 6C`` RCX times while capstone 5 prints it as
+  ``repne insb``. On IN/OUT a repeat prefix is reserved; this decoder ignores it (a choice).
+- Segment overrides (26 2E 36 3E 64 65): with several, the result is architecturally
+  unpredictable; this decoder lets the last one win, as decoders do. They matter to OUTS only (its
   source is DS:(R/E)SI by default); INS always writes ES:(R/E)DI. In 64-bit mode ES, CS, SS
   and DS overrides are "null prefixes" that take no part in the multiple-prefix rules (AMD
   APM Vol. 3 §1.2.4), so they neither select a segment nor cancel an earlier FS or GS: on a
@@ -34,9 +36,10 @@ from typing import NamedTuple
 
 from .errors import HvmioError, InvalidInstruction
 from .exits import MAX_INSTRUCTION_LENGTH, IoAccess
+from .fields import NULL_SEGMENTS_64
 
 MODES = (16, 32, 64)
-NULL_SEGMENTS_64 = ("ES", "CS", "SS", "DS")  # ignored as overrides in 64-bit mode
+_new = tuple.__new__  # a named tuple from all its fields, without the keyword handling
 
 # Prefix kinds
 _OSIZE, _ASIZE, _REP, _REPNE, _SEG, _LOCK, _REX = range(7)
@@ -131,6 +134,19 @@ class TruncatedInstruction(InvalidInstruction):
         self.offset = offset
 
 
+class Decided(NamedTuple):
+    """Which byte decided what, as ``decode_instruction`` applied the rules: ``explain``
+    formats this record instead of working the rules out a second time. An offset is -1
+    where no prefix decided it."""
+
+    segment_at: int  # the segment override in effect (for OUTS it picks the source)
+    osize_at: int  # the first 66 (a repeat toggles nothing more)
+    asize_at: int  # the first 67
+    rex_at: int  # the REX right before the opcode, the only one that counts
+    size_by: str  # what set the operand size: "byte form", "REX.W", "66" or "default"
+    repeat_at: int  # the last F2/F3 (the one capstone names; both repeat INS/OUTS alike)
+
+
 class IoInstruction(NamedTuple):
     """One decoded I/O instruction: everything the emulator needs, nothing it must trust.
 
@@ -151,9 +167,11 @@ class IoInstruction(NamedTuple):
     prefixes: tuple[str, ...]  # display names, in the order the bytes came
     code: bytes = b""  # the instruction's bytes
     mode: int = 64
+    decided: Decided | None = None
 
     def access(self, dx: int) -> IoAccess:
-        """The vendor-neutral access, with the port from the imm8 or from DX."""
+        """The vendor-neutral access, with the port from the imm8 or from DX (validated as
+        every IoAccess is)."""
         return IoAccess(
             self.port if self.immediate else dx & 0xFFFF,
             self.size,
@@ -167,13 +185,20 @@ class IoInstruction(NamedTuple):
 
     @property
     def text(self) -> str:
-        """Intel syntax, spelled the way capstone prints it."""
+        """Intel syntax in capstone 5's spelling, with two choices of our own: the memory
+        operand always names its segment (capstone leaves a default one out outside 16-bit
+        mode) and the imm8 port is always hex (capstone writes 0–9 in decimal). Where
+        capstone 5 misdecodes (REX.W with 66, null segment prefixes in 64-bit mode; see
+        tests/test_decoder.py) the text follows the manuals, as the decode does."""
         size = self.size
         if not self.string:
             port = f"{self.port:#x}" if self.immediate else "dx"
             reg = _AREG[size]
             return f"in {reg}, {port}" if self.is_in else f"out {port}, {reg}"
-        rep = "rep " if self.rep else ""
+        rep = ""
+        if self.rep:
+            repeat_at = self.decided.repeat_at if self.decided is not None else -1
+            rep = "repne " if repeat_at >= 0 and self.code[repeat_at] == 0xF2 else "rep "
         index = _INDEX[self.address_size] + ("di" if self.is_in else "si")
         mem = f"{_PTR[size]} ptr {self.segment.lower()}:[{index}]"
         name = f"{rep}{self.mnemonic}{_SUFFIX[size]}"
@@ -219,6 +244,7 @@ def decode_instruction(code: bytes, mode: int) -> IoInstruction:
     n = len(code)
     osize = asize = rep = False
     segment = None
+    segment_at = osize_at = asize_at = repeat_at = -1
     rex, rex_at = 0, -2  # -2: no REX right before an opcode at offset 0
     names: list[str] = []
     i = 0
@@ -235,11 +261,13 @@ def decode_instruction(code: bytes, mode: int) -> IoInstruction:
         names.append(name)
         if kind == _SEG:
             if mode != 64 or name in ("fs", "gs"):
-                segment = name.upper()
+                segment, segment_at = name.upper(), i
         elif kind == _OSIZE:
-            osize = True
+            if not osize:
+                osize, osize_at = True, i
         elif kind == _ASIZE:
-            asize = True
+            if not asize:
+                asize, asize_at = True, i
         elif kind == _REX:
             rex, rex_at = byte, i
         elif kind == _LOCK:
@@ -247,47 +275,50 @@ def decode_instruction(code: bytes, mode: int) -> IoInstruction:
                 f"byte 0xf0 at offset {i} is LOCK, which raises #UD on IN/OUT/INS/OUTS"
             )
         else:
-            rep = True
+            rep, repeat_at = True, i
         i += 1
     op = OPCODES.get(byte)
     if op is None:
         hint = " (INC/DEC outside 64-bit mode)" if 0x40 <= byte <= 0x4F else ""
         raise InvalidInstruction(f"byte {byte:#04x} at offset {i} is not an I/O opcode{hint}")
+    mnemonic, is_in, string, immediate, byte_form, _ = op
     length = i + 1
     port = None
-    if op.immediate:
+    if immediate:
         if length >= MAX_INSTRUCTION_LENGTH:
             raise _too_long(code, length)
         if length >= n:
-            message = f"the bytes end at offset {length}, before the imm8 port of {op.mnemonic}"
+            message = f"the bytes end at offset {length}, before the imm8 port of {mnemonic}"
             raise _truncated(source, message, length)
         port = code[length]
         length += 1
-    if op.byte_form:
-        size = 1
-    elif rex_at == i - 1 and rex & 0x8:
-        size = 4  # REX.W: 64-bit operand size, which the z-sized I/O operand caps at 32 bits
+    if rex_at != i - 1:
+        rex_at = -1  # a REX not right before the opcode is ignored
+    if byte_form:
+        size, size_by = 1, "byte form"
+    elif rex_at >= 0 and rex & 0x8:
+        size, size_by = 4, "REX.W"  # 64-bit operand size, which the z-sized operand caps at 32
     elif mode == 16:
-        size = 4 if osize else 2
+        size, size_by = (4, "66") if osize else (2, "default")
     else:
-        size = 2 if osize else 4
-    string = op.string
-    seg = ("ES" if op.is_in else segment or "DS") if string else None
-    return IoInstruction(
+        size, size_by = (2, "66") if osize else (4, "default")
+    seg = ("ES" if is_in else segment or "DS") if string else None
+    return _new(IoInstruction, (  # all fields, in order: one is decoded per emulated exit
         length,
-        op.mnemonic,
+        mnemonic,
         size,
-        op.is_in,
+        is_in,
         string,
         rep and string,
         _TOGGLED_ASIZE[mode] if asize else _DEFAULT_ASIZE[mode],
         seg,
-        op.immediate,
+        immediate,
         port,
         tuple(names),
         code[:length],
         mode,
-    )
+        _new(Decided, (segment_at, osize_at, asize_at, rex_at, size_by, repeat_at)),
+    ))
 
 
 class ByteRole(NamedTuple):
@@ -302,34 +333,31 @@ class ByteRole(NamedTuple):
 
 
 def explain(insn: IoInstruction) -> tuple[ByteRole, ...]:
-    """Say, byte by byte, what each prefix, the opcode and the imm8 do in this instruction."""
-    mode, code = insn.mode, insn.code
+    """Say, byte by byte, what each prefix, the opcode and the imm8 do in this instruction:
+    the words for the record ``decode_instruction`` kept of which byte decided what."""
+    mode, code, decided = insn.mode, insn.code, insn.decided
+    if decided is None:
+        decided = decode_instruction(code, mode).decided
     table = _PREFIXES[mode]
     op_at = len(code) - 1 - (1 if insn.immediate else 0)
     op = OPCODES[code[op_at]]
-    segs = [i for i in range(op_at) if table[code[i]][0] == _SEG]
-    live_segs = [i for i in segs if mode != 64 or code[i] in (0x64, 0x65)]
-    rex_w = op_at > 0 and table[code[op_at - 1]][0] == _REX and code[op_at - 1] & 0x8
     rows = []
-    seen: set[int] = set()
     for i in range(op_at):
         byte = code[i]
         kind, name = table[byte]
-        again = byte in seen
-        seen.add(byte)
         if kind == _OSIZE:
             change = "16 → 32" if mode == 16 else "32 → 16"
-            if op.byte_form:
+            if decided.size_by == "byte form":
                 role = "operand-size override: no effect on a byte form"
-            elif rex_w:
+            elif decided.size_by == "REX.W":
                 role = "operand-size override: no effect, REX.W wins"
-            elif again:
+            elif i != decided.osize_at:
                 role = "operand-size override again: toggles only once"
             else:
                 role = f"operand-size override: {change} bits"
         elif kind == _ASIZE:
             change = {16: "16 → 32", 32: "32 → 16", 64: "64 → 32"}[mode]
-            if again:
+            if i != decided.asize_at:
                 role = "address-size override again: toggles only once"
             elif insn.string:
                 role = f"address-size override: {change} bits for rSI/rDI/rCX"
@@ -344,20 +372,21 @@ def explain(insn: IoInstruction) -> tuple[ByteRole, ...]:
                 role = "REP: repeat rCX times"
         elif kind == _SEG:
             seg = name.upper()
-            if mode == 64 and seg in NULL_SEGMENTS_64:
+            if i == decided.segment_at:
+                if not insn.string:
+                    role = f"{seg} override: no memory operand, so no effect"
+                elif insn.is_in:
+                    role = f"{seg} override: no effect, INS always writes ES"
+                else:
+                    role = f"{seg} override: OUTS reads {seg}:[rSI] instead of DS"
+            elif mode == 64 and seg in NULL_SEGMENTS_64:
                 role = f"{seg} override: ignored in 64-bit mode"
-            elif i != live_segs[-1]:
-                role = f"{seg} override: a later segment prefix wins"
-            elif not insn.string:
-                role = f"{seg} override: no memory operand, so no effect"
-            elif insn.is_in:
-                role = f"{seg} override: no effect, INS always writes ES"
             else:
-                role = f"{seg} override: OUTS reads {seg}:[rSI] instead of DS"
+                role = f"{seg} override: a later segment prefix wins"
         else:  # REX
-            if i != op_at - 1:
+            if i != decided.rex_at:
                 role = f"{name.upper()}: ignored, not right before the opcode"
-            elif byte & 0x8 and not op.byte_form:
+            elif decided.size_by == "REX.W":
                 role = "REX.W: 64-bit operand size, capped at 32 for I/O (66 loses)"
             else:
                 role = f"{name.upper()}: no effect on I/O"
@@ -387,9 +416,20 @@ def describe(insn: IoInstruction) -> tuple[tuple[str, str], ...]:
 
 
 def parse_hex(text: str) -> bytes:
-    """Bytes as a learner types them: ``66 67 F3 6D``, ``6667f36d``, ``0x66, 0x67`` or ``\\x66``."""
-    cleaned = text.lower().replace("0x", " ").replace("\\x", " ").replace(",", " ")
-    digits = "".join(cleaned.split())
+    """Bytes as a learner types them: ``66 67 F3 6D``, ``6667f36d``, ``0x66, 0x67`` or ``\\x66``.
+
+    A byte written with its prefix (``0x6``, ``\\x6``) is one byte, so ``0x6, 0xc`` is 06 0C,
+    never 6C; bare digits are read in pairs and must make whole bytes."""
+    cleaned = text.lower().replace(",", " ").replace("\\x", " 0x")
+    digits = []
+    for token in cleaned.split():
+        for i, part in enumerate(token.split("0x")):
+            if i and len(part) == 1:  # 0x6: one byte, its high digit left out
+                part = "0" + part
+            elif i and len(part) > 2:
+                raise InvalidInstruction(f"0x{part} is more than one byte: type bytes like F3 6C")
+            digits.append(part)
+    digits = "".join(digits)
     bad = next((c for c in digits if c not in "0123456789abcdef"), None)
     if bad is not None:
         raise InvalidInstruction(f"{bad!r} is not a hex digit: type bytes like F3 6C")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from itertools import repeat
 from typing import NamedTuple
 
 from .decoder import (
@@ -19,26 +18,26 @@ from .decoder import (
     TruncatedInstruction,
     decode_instruction,
 )
-from .devices import Bus
+from .devices.bus import ELEMENT_FORMAT, PartialRead, PartialWrite, ones
 from .errors import DeviceError, GuestMemoryError, PageFault
 from .exits import MAX_INSTRUCTION_LENGTH, IoAccess
 from .machine import PAGE_SIZE, RFLAGS_DF, WIDTH_MASK, Machine, Memory, merge_gpr
+from .outcome import PathResult
 
 __all__ = [
     "Execution",
     "IoInstruction",
     "batch_elements",
+    "decode_at_rip",
     "decode_fetched",
     "decode_instruction",
     "emulate",
     "execute",
     "fetch",
-    "linear",
+    "run",
 ]
 
-_ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
-_FORMAT = {1: "B", 2: "H", 4: "I"}
-_FLAT_IN_64 = frozenset({"ES", "CS", "SS", "DS"})
+_new = tuple.__new__  # a named tuple from all its fields, without the keyword handling
 
 
 class Execution(NamedTuple):
@@ -55,7 +54,14 @@ class Execution(NamedTuple):
     elements: int
     done: bool
     fault: PageFault | None = None
-    values: tuple[int, ...] = ()  # data moved, in the order the device saw it
+    data: bytes = b""  # the elements moved, little-endian, in the order the device saw them
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        """The data moved, one int an element: worked out when asked, as a `rep insw` batch
+        would otherwise build hundreds of ints per exit that nobody reads."""
+        size = self.access.size
+        return struct.unpack(f"<{len(self.data) // size}{ELEMENT_FORMAT[size]}", self.data)
 
     def __str__(self) -> str:
         if self.fault is not None:
@@ -69,13 +75,6 @@ class Execution(NamedTuple):
         return f"{self.instruction.text}: {n} element{plural} [{shown}{more}], {state}"
 
 
-def linear(machine: Machine, segment: str, offset: int) -> int:
-    """Segment base + offset; 64-bit mode uses a zero base for ES, CS, SS and DS (SDM §3.4.4)."""
-    if machine.mode == 64 and segment in _FLAT_IN_64:
-        return offset
-    return machine.linear(segment, offset)
-
-
 def fetch(machine: Machine) -> bytes:
     """Up to 15 bytes at CS:RIP, stopping at the first not-present page or the end of memory.
 
@@ -83,7 +82,7 @@ def fetch(machine: Machine) -> bytes:
     for the first missing byte; the decoder raises it only if it needs that byte, as the
     CPU faults only on bytes the instruction really has.
     """
-    addr = linear(machine, "CS", machine.cpu.rip)
+    addr = machine.linear("CS", machine.cpu.rip)
     memory = machine.memory
     end = addr + MAX_INSTRUCTION_LENGTH
     if memory.not_present or end > memory.size or addr < 0:
@@ -119,8 +118,8 @@ def batch_elements(
     size; an element that straddles two pages is a batch of its own. The count left over
     is picked up by the next exit, because RIP stays on the instruction.
 
-    This is bhyve's rule (up to the end of the guest page per exit, restart while RCX ≠ 0).
-    Xen likewise sends one request whose count is clamped at the page boundary; KVM instead
+    This is Xen's bound: one request whose count is clamped at the page boundary. bhyve caps
+    an exit at 16 elements (``MIN(count, 16)``) and restarts while the count ≠ 0; KVM instead
     refills a 1 KiB read-ahead buffer for INS and sends OUTS one element at a time
     (IO_EXITS.md §3). A page bound keeps the work per exit small (≤ 4096 elements, so even
     RCX = 2^64 − 1 returns promptly) and lets one presence check cover the whole batch.
@@ -136,39 +135,14 @@ def batch_elements(
     return min(count, room)
 
 
-def _port(bus: Bus, port: int) -> tuple[Callable[[int, int], int], Callable[[int, int, int], None]]:
-    """The read and write functions for a run of accesses to one port.
-
-    With recording off, a claimed port's device is called directly: the bus would only look
-    it up again and skip its log, once per element. Anything else goes through the bus.
-    """
-    device = bus.device_at(port)
-    if device is None or bus.recording:
-        return bus.read, bus.write
-    return device.read, device.write
-
-
-def _pack(values: list[int], n: int, size: int, down: bool) -> bytes:
-    """The bytes of ``n`` elements as memory holds them (reversed when DF = 1).
-
-    A device read straight (recording off) is not masked by the bus; struct refuses an
-    out-of-range value, so only then is every value masked, as the bus would have.
-    """
-    fmt = f"<{n}{_FORMAT[size]}"
-    try:
-        return struct.pack(fmt, *(values[::-1] if down else values))
-    except struct.error:
-        values[:] = [v & _ONES[size] for v in values]
-        return struct.pack(fmt, *(values[::-1] if down else values))
-
-
 def _advance(machine: Machine, insn: IoInstruction) -> None:
     cpu = machine.cpu
     cpu.rip = (cpu.rip + insn.length) & WIDTH_MASK[machine.mode]
 
 
-def execute(machine: Machine, insn: IoInstruction) -> Execution:
-    """Perform one exit's worth of ``insn`` on ``machine`` (see ``batch_elements`` for REP).
+def execute(machine: Machine, insn: IoInstruction, access: IoAccess | None = None) -> Execution:
+    """Perform one exit's worth of ``insn`` on ``machine`` (see ``batch_elements`` for REP);
+    ``access`` is ``insn.access(RDX)``, when the caller has built it already.
 
     Port from the imm8 or DX. OUT sends AL/AX/EAX; IN merges 8/16-bit data into RAX and
     zero-extends 32-bit data (``merge_gpr``); a port with no device reads all ones, so
@@ -179,7 +153,8 @@ def execute(machine: Machine, insn: IoInstruction) -> Execution:
     """
     cpu = machine.cpu
     size = insn.size
-    access = insn.access(cpu.rdx)
+    if access is None:
+        access = insn.access(cpu.rdx)
     port = access.port
     bus = machine.bus
     if not insn.string:
@@ -187,10 +162,10 @@ def execute(machine: Machine, insn: IoInstruction) -> Execution:
             value = bus.read(port, size)
             cpu.rax = merge_gpr(cpu.rax, value, size)
         else:
-            value = cpu.rax & _ONES[size]
+            value = cpu.rax & ones(size)
             bus.write(port, size, value)
         cpu.rip = (cpu.rip + insn.length) & WIDTH_MASK[machine.mode]
-        return Execution(insn, access, 1, True, None, (value,))
+        return _new(Execution, (insn, access, 1, True, None, value.to_bytes(size, "little")))
 
     address_size = insn.address_size
     mask = WIDTH_MASK[address_size]
@@ -205,7 +180,7 @@ def execute(machine: Machine, insn: IoInstruction) -> Execution:
     reg = "rdi" if insn.is_in else "rsi"
     pointer = getattr(cpu, reg) & mask
     down = bool(cpu.rflags & RFLAGS_DF)
-    start = linear(machine, insn.segment, pointer)
+    start = machine.linear(insn.segment, pointer)
     n = batch_elements(start, pointer, count, size, address_size, down)
     low = start - (n - 1) * size if down else start
     nbytes = n * size
@@ -215,38 +190,34 @@ def execute(machine: Machine, insn: IoInstruction) -> Execution:
     except PageFault as fault:
         return Execution(insn, access, 0, False, fault)
 
-    fmt = _FORMAT[size]
-    done = n
+    fmt = ELEMENT_FORMAT[size]
     error = None
     if insn.is_in:
-        read = _port(bus, port)[0]
-        got: list[int] = []
-        try:  # element by element, in C: extend keeps what was read before an error
-            got.extend(map(read, repeat(port, n), repeat(size, n)))
-        except DeviceError as exc:
-            error, done = exc, len(got)
+        try:
+            moved = bus.read_many(port, size, n)
+        except PartialRead as partial:
+            moved, error = partial.data, partial.error
+        done = len(moved) // size
         if done:
             first = start - (done - 1) * size if down else start
-            memory.data[first : first + done * size] = _pack(got, done, size, down)
-        values = tuple(got)
+            # the first element read goes highest when DF = 1
+            stored = memoryview(moved).cast(fmt)[::-1].tobytes() if down else moved
+            memory.data[first : first + done * size] = stored
     else:
         values = struct.unpack_from(f"<{n}{fmt}", memory.data, low)
         if down:
             values = values[::-1]
-        write = _port(bus, port)[1]
-        done = 0
+        done = n
         try:
-            for value in values:
-                write(port, size, value)
-                done += 1
-        except DeviceError as exc:
-            error = exc
-        values = values[:done]
+            bus.write_many(port, size, values)
+        except PartialWrite as partial:
+            error, done = partial.error, partial.done
+        moved = struct.pack(f"<{done}{fmt}", *values[:done])
 
     if done:  # no element, no register write (not even a zero extension)
         step = done * size
-        moved = (pointer - step if down else pointer + step) & mask
-        setattr(cpu, reg, merge_gpr(getattr(cpu, reg), moved, reg_bytes))
+        pointer = (pointer - step if down else pointer + step) & mask
+        setattr(cpu, reg, merge_gpr(getattr(cpu, reg), pointer, reg_bytes))
         if insn.rep:
             cpu.rcx = merge_gpr(cpu.rcx, count - done, reg_bytes)
     if error is not None:
@@ -254,7 +225,7 @@ def execute(machine: Machine, insn: IoInstruction) -> Execution:
     finished = done == count
     if finished:
         _advance(machine, insn)
-    return Execution(insn, access, done, finished, None, values)
+    return _new(Execution, (insn, access, done, finished, None, moved))
 
 
 def decode_fetched(machine: Machine, code: bytes) -> IoInstruction:
@@ -268,8 +239,30 @@ def decode_fetched(machine: Machine, code: bytes) -> IoInstruction:
         return decode_instruction(code, machine.mode)
     except TruncatedInstruction:
         if len(code) < MAX_INSTRUCTION_LENGTH:
-            machine.memory.check(linear(machine, "CS", machine.cpu.rip) + len(code), 1)
+            machine.memory.check(machine.linear("CS", machine.cpu.rip) + len(code), 1)
         raise
+
+
+def decode_at_rip(machine: Machine, lap: Callable[[str], None] | None = None) -> IoInstruction:
+    """Fetch + decode at CS:RIP (raises PageFault or InvalidInstruction, changing nothing);
+    ``lap``, the stage stopwatch when timed, is told where the fetch ends."""
+    code = fetch(machine)
+    if lap is not None:
+        lap("fetch")
+    return decode_instruction(code, machine.mode)  # a short fetch raises its own fault
+
+
+def run(machine: Machine, insn: IoInstruction, access: IoAccess | None = None) -> PathResult:
+    """One exit's worth of ``insn`` as the emulator path's result: a #PF or a device's refusal
+    comes back as ``trouble`` for the hypervisor to inject."""
+    try:
+        done = execute(machine, insn, access)
+    except DeviceError as e:
+        access = access or insn.access(machine.cpu.rdx)
+        return _new(PathResult, ("emulate", access, insn, False, 0, e, None, False))
+    _, access, elements, finished, fault, _ = done
+    # path, access, instruction, done, elements, trouble, request, reemulated
+    return _new(PathResult, ("emulate", access, insn, finished, elements, fault, None, False))
 
 
 def emulate(machine: Machine) -> Execution:

@@ -41,3 +41,7 @@ class NotAnIoExit(HvmioError):
 
 class GuestRunaway(HvmioError):
     """A guest ran past its instruction budget without an I/O exit or HLT."""
+
+
+class InvalidValue(HvmioError, ValueError):
+    """An argument outside what it may be (a negative clock, text that is not a number)."""

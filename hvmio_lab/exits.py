@@ -7,7 +7,7 @@ record and watch it be refused; ``access()`` is where validation happens.
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import ClassVar
 
@@ -18,6 +18,8 @@ SIZES = (1, 2, 4)
 ADDRESS_SIZES = (16, 32, 64)
 U64 = (1 << 64) - 1
 MAX_INSTRUCTION_LENGTH = 15  # SDM Vol. 2 §2.3.11: longer encodings raise #GP
+_ADDRESS_SIZE_OR_NONE = (None, *ADDRESS_SIZES)
+_SEGMENT_OR_NONE = (None, *SEGMENTS)
 
 
 _IoAccessFields = namedtuple(
@@ -51,11 +53,16 @@ class IoAccess(_IoAccessFields):
     ) -> IoAccess:
         if port.__class__ is not int or not 0 <= port <= 0xFFFF:
             raise ExitInfoError(f"IoAccess port must be 0..0xffff, got {port!r}")
-        if size not in SIZES:
+        if size.__class__ is not int or size not in SIZES:  # True == 1 and 2.0 == 2: refused
             raise ExitInfoError(f"IoAccess size must be 1, 2 or 4 bytes, got {size!r}")
-        if address_size not in (None, *ADDRESS_SIZES):
+        if (is_in.__class__ is not bool or string.__class__ is not bool
+                or rep.__class__ is not bool):  # fmt: skip
+            _refuse_flags(is_in, string, rep, immediate)
+        if immediate is not None and immediate.__class__ is not bool:
+            _refuse_flags(is_in, string, rep, immediate)
+        if address_size not in _ADDRESS_SIZE_OR_NONE:
             raise ExitInfoError(f"IoAccess address_size must be 16, 32 or 64, got {address_size!r}")
-        if segment not in (None, *SEGMENTS):
+        if segment not in _SEGMENT_OR_NONE:
             raise ExitInfoError(f"IoAccess segment must be one of {SEGMENTS}, got {segment!r}")
         if immediate and (string or port > 0xFF):
             raise ExitInfoError(
@@ -91,6 +98,14 @@ class IoAccess(_IoAccessFields):
         return f"{rep}{self.mnemonic.upper()} {8 * self.size}-bit {where}"
 
 
+def _refuse_flags(is_in: object, string: object, rep: object, immediate: object) -> None:
+    """The flags are booleans: ``is_in='no'`` is truthy, so guessing would get it backwards."""
+    for name, value in (("is_in", is_in), ("string", string), ("rep", rep)):
+        if value.__class__ is not bool:
+            raise ExitInfoError(f"IoAccess {name} must be True or False, got {value!r}")
+    raise ExitInfoError(f"IoAccess immediate must be True, False or None, got {immediate!r}")
+
+
 def _instruction_length(name: str, length: int) -> int:
     if not 1 <= length <= MAX_INSTRUCTION_LENGTH:
         raise ExitInfoError(f"{name} must be 1..15 bytes, got {length}")
@@ -100,6 +115,26 @@ def _instruction_length(name: str, length: int) -> int:
 def _check_u64(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U64:
         raise ExitInfoError(f"{name} must be a 64-bit unsigned integer, got {value!r}")
+
+
+def access_from_exitinfo1(exitinfo1: int) -> IoAccess:
+    """The access a bare SVM EXITINFO1 describes (no RIP, so no instruction length checked).
+
+    What a bit flipper or a trace line has: the register alone, validated field by field.
+    """
+    if exitinfo1.__class__ is not int:  # before the cache, which takes 1.0 or True for 1
+        EXITINFO1.check_range(exitinfo1)
+    return _svm_access(exitinfo1)
+
+
+def access_from_qualification(qualification: int, info: int | None = None) -> IoAccess:
+    """The access a bare VMX exit qualification (and, for INS/OUTS, the VM-exit
+    instruction-information) describes, without an instruction length to check."""
+    if qualification.__class__ is not int:
+        EXIT_QUALIFICATION.check_range(qualification)
+    if info is not None:
+        INSTRUCTION_INFO.check_range(info)
+    return _vmx_access(qualification, info)
 
 
 @lru_cache(maxsize=4096)
@@ -151,22 +186,25 @@ class SvmIoExit:
     exitinfo2: int
     rip: int
     vendor: ClassVar[str] = "svm"
+    next_rip: int = field(init=False, repr=False, compare=False)  # = EXITINFO2
 
     def __post_init__(self) -> None:
         for name in ("exitinfo1", "exitinfo2", "rip"):
             _check_u64(name.upper() if name != "rip" else "RIP", getattr(self, name))
-
-    @property
-    def next_rip(self) -> int:
-        return self.exitinfo2
+        # where the guest resumes: an attribute, not a property, as every fast exit reads it
+        object.__setattr__(self, "next_rip", self.exitinfo2)
 
     @property
     def instruction_length(self) -> int:
         return _instruction_length("EXITINFO2 − RIP", (self.exitinfo2 - self.rip) & U64)
 
     def access(self) -> IoAccess:
-        access = _svm_access(self.exitinfo1)
-        _instruction_length("EXITINFO2 − RIP", (self.exitinfo2 - self.rip) & U64)
+        """The validated access; a record is immutable, so it is worked out once."""
+        access = self.__dict__.get("_access")
+        if access is None:
+            access = _svm_access(self.exitinfo1)
+            _instruction_length("EXITINFO2 − RIP", (self.exitinfo2 - self.rip) & U64)
+            object.__setattr__(self, "_access", access)
         return access
 
     def describe(self) -> tuple[Row, ...]:
@@ -187,13 +225,25 @@ class SvmIoExit:
         address_size: int | None = None,
         segment: str | None = None,
     ) -> SvmIoExit:
-        """Encode; ``address_size``/``segment`` fill in what a VMX-derived access may lack."""
+        """Encode; ``address_size``/``segment`` fill in what a VMX-derived access may lack.
+
+        OUTS reads DS:(R)SI unless overridden, so its segment is never guessed; INS always
+        uses ES; a non-string access has no memory operand and reports SEG = 0.
+        """
+        _instruction_length("EXITINFO2 − RIP", (next_rip - rip) & U64)
         asize = address_size or access.address_size
         if asize not in ADDRESS_SIZES:
             raise ExitInfoError(
                 f"EXITINFO1 A (bits 9:7) needs an address size of 16, 32 or 64, got {asize!r}"
             )
-        seg = segment or access.segment or "ES"
+        seg = segment or access.segment
+        if seg is None:
+            if access.string and not access.is_in:
+                raise ExitInfoError(
+                    "EXITINFO1 SEG (bits 12:10) of an OUTS is unknown (DS unless overridden): "
+                    "pass segment='DS' (or the override)"
+                )
+            seg = "ES"
         exitinfo1 = EXITINFO1.encode(
             TYPE=access.is_in,
             STR=access.string,
@@ -219,6 +269,7 @@ class VmxIoExit:
     rip: int
     instruction_info: int | None = None  # INS/OUTS only, when IA32_VMX_BASIC bit 54 is set
     vendor: ClassVar[str] = "vmx"
+    next_rip: int = field(init=False, repr=False, compare=False)  # RIP + length, mod 2^64
 
     def __post_init__(self) -> None:
         _check_u64("exit qualification", self.qualification)
@@ -231,14 +282,17 @@ class VmxIoExit:
             )
         if self.instruction_info is not None:
             INSTRUCTION_INFO.check_range(self.instruction_info)
-
-    @property
-    def next_rip(self) -> int:
-        return (self.rip + self.instruction_length) & U64
+        # where the guest resumes: an attribute, not a property, as every fast exit reads it
+        object.__setattr__(self, "next_rip", (self.rip + self.instruction_length) & U64)
 
     def access(self) -> IoAccess:
-        _instruction_length("VM-exit instruction length", self.instruction_length)
-        return _vmx_access(self.qualification, self.instruction_info)
+        """The validated access; a record is immutable, so it is worked out once."""
+        access = self.__dict__.get("_access")
+        if access is None:
+            _instruction_length("VM-exit instruction length", self.instruction_length)
+            access = _vmx_access(self.qualification, self.instruction_info)
+            object.__setattr__(self, "_access", access)
+        return access
 
     def describe(self) -> tuple[Row, ...]:
         ok = 1 <= self.instruction_length <= MAX_INSTRUCTION_LENGTH
@@ -287,6 +341,8 @@ class VmxIoExit:
         return exit_
 
     def to_svm(self, address_size: int | None = None, segment: str | None = None) -> SvmIoExit:
-        """The same access as SVM would report it; VMX has no address size for IN/OUT."""
+        """The same access as SVM would report it. What VMX leaves out must be given: the
+        address size of IN/OUT, and of INS/OUTS without instruction-information, and the
+        segment of such an OUTS."""
         return SvmIoExit.from_access(self.access(), self.rip, self.next_rip, address_size, segment)
 

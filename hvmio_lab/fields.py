@@ -215,6 +215,9 @@ class Layout:
 
 
 SEGMENTS = ("ES", "CS", "SS", "DS", "FS", "GS")
+# In 64-bit mode these four have base 0 (SDM Vol. 1 §3.4.2.1) and their override prefixes are
+# null (AMD APM Vol. 3 §1.2.4): one fact, used by both the decoder and Machine.linear.
+NULL_SEGMENTS_64 = frozenset(SEGMENTS[:4])
 _SEG_VALUES = tuple(enumerate(SEGMENTS))
 
 EXITINFO1 = Layout(

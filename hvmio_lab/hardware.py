@@ -13,8 +13,8 @@ from capstone import CS_ARCH_X86, CS_MODE_16, CS_MODE_32, CS_MODE_64, Cs, CsErro
 from capstone import x86 as cx
 
 from .errors import NotAnIoExit
-from .exits import IoAccess, SvmIoExit, VmxIoExit
-from .machine import Machine
+from .exits import MAX_INSTRUCTION_LENGTH, IoAccess, SvmIoExit, VmxIoExit
+from .machine import PAGE_SIZE, Machine
 
 _CS_MODES = {16: CS_MODE_16, 32: CS_MODE_32, 64: CS_MODE_64}
 _SEGMENT_REGS = {
@@ -93,26 +93,57 @@ def decode_io(code: bytes, mode: int) -> tuple[int, IoAccess, str]:
 
 
 def fetch_for_decode(machine: Machine) -> bytes:
-    """The bytes at CS:RIP as the CPU saw them when it executed the instruction."""
+    """The bytes at CS:RIP as the CPU fetches them: up to 15, cut short at a not-present page
+    (or the end of memory). ``io_access_at`` raises the fetch's #PF if the instruction needs
+    bytes past the cut."""
     start = machine.linear("CS", machine.cpu.rip)
-    return bytes(machine.memory.data[start : start + 15])
+    memory = machine.memory
+    end = min(start + MAX_INSTRUCTION_LENGTH, memory.size)
+    if memory.not_present:
+        for page in range(start // PAGE_SIZE, (end - 1) // PAGE_SIZE + 1):
+            if page in memory.not_present:
+                end = max(start, page * PAGE_SIZE)
+                break
+    return bytes(memory.data[start:end]) if 0 <= start < end else b""
 
 
-def io_access_at(machine: Machine) -> tuple[int, IoAccess, str]:
-    """Length, access (with the real port) and disassembly of the I/O instruction at RIP."""
-    length, access, text = decode_io(fetch_for_decode(machine), machine.mode)
+def io_access_at(machine: Machine, port: int | None = None) -> tuple[int, IoAccess, str]:
+    """Length, access (with the real port) and disassembly of the I/O instruction at RIP.
+
+    ``port``: the port the CPU is accessing, when it says so (unicorn's I/O hook does); for a
+    DX-port instruction that is DX, and reading it again from the vCPU would cost a register
+    read.
+
+    Raises PageFault when the instruction's bytes run into a not-present page: the CPU takes
+    the instruction-fetch #PF before it could decode an I/O instruction, so there is no exit.
+    """
+    code = fetch_for_decode(machine)
+    try:
+        length, access, text = decode_io(code, machine.mode)
+    except NotAnIoExit:
+        if len(code) < MAX_INSTRUCTION_LENGTH:
+            start = machine.linear("CS", machine.cpu.rip)
+            machine.memory.check(start + len(code), 1)  # raises the fetch's #PF (or bounds)
+        raise
     if not access.immediate:
-        access = access._replace(port=machine.cpu.rdx & 0xFFFF)
+        access = _with_port(access, machine.cpu.rdx & 0xFFFF if port is None else port)
     return length, access, text
 
 
-def intercept(machine: Machine, vendor: str) -> SvmIoExit | VmxIoExit:
+@lru_cache(maxsize=4096)
+def _with_port(access: IoAccess, port: int) -> IoAccess:
+    return access._replace(port=port)
+
+
+def intercept(machine: Machine, vendor: str, port: int | None = None) -> SvmIoExit | VmxIoExit:
     """The exit record for the I/O instruction at RIP, as ``vendor``'s silicon would report it.
 
     EXITINFO2 is RIP + the instruction's length, not wrapped at 64 KiB in a 16-bit code
     segment: whether AMD parts wrap it there is unverified, so the handler wraps IP itself.
+    An instruction whose bytes reach a not-present page raises PageFault instead: the fetch
+    faults first and there is no exit, on either vendor, for any handler path.
     """
-    length, access, _ = io_access_at(machine)
+    length, access, _ = io_access_at(machine, port)
     rip = machine.cpu.rip
     if vendor == "svm":
         return SvmIoExit(_svm_bits(access), rip + length, rip)

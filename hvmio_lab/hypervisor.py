@@ -11,25 +11,33 @@ and the RIP advance happen at completion, from the request, with no re-emulation
 
 from __future__ import annotations
 
-from collections import Counter
 from time import perf_counter_ns
 from typing import NamedTuple
 
 from . import emulator, fastpath
-from .devices import device_name, ones
 from .errors import DeviceError, HvmioError, InvalidInstruction, PageFault
 from .exits import IoAccess, SvmIoExit, VmxIoExit
 from .hardware import intercept
 from .machine import Machine
-from .outcome import ExitContext, Fault, IoRequest, Outcome
-from .seed2010 import Xen2010
+from .outcome import ExitContext, Fault, IoRequest, Outcome, PathResult, request_for
+from .seed2010 import Unhandleable, Xen2010
 
 PATHS = ("fast", "emulate", "seed2010")
 VENDORS = ("svm", "vmx")
+# What ``Hypervisor.counters`` counts: exits completed per path taken, string exits the fast
+# path declined, requests to the device model, seed2010's re-emulations, injected faults.
+COUNTERS = ("fast", "emulate", "declined", "device-model", "reemulations", "faults")
+# What the #GP a path's trouble becomes says (a seed2010 failure words its own reason).
+_WHY = ((DeviceError, "device refused the access: "), (InvalidInstruction, "emulation failed: "),
+        (Unhandleable, ""))  # fmt: skip
+_new = tuple.__new__  # a named tuple from all its fields, without the keyword handling
 
 
 class _Pending(NamedTuple):
-    ctx: ExitContext
+    """An access gone to the device model: ``_dispatch``'s arguments, to finish it with."""
+
+    ctx: ExitContext | None
+    exit: SvmIoExit | VmxIoExit
     path: str
     access: IoAccess
     instruction: emulator.IoInstruction | None
@@ -37,7 +45,11 @@ class _Pending(NamedTuple):
 
 
 class Hypervisor:
-    """Runs VM exits for the I/O instruction at the machine's RIP, down one path."""
+    """Runs VM exits for the I/O instruction at the machine's RIP, down one path.
+
+    The one place that counts exits, injects faults and builds the ``Outcome``: each path
+    (``fastpath.run``, ``emulator.run``, ``Xen2010.handle``) only hands back a ``PathResult``.
+    """
 
     def __init__(
         self,
@@ -56,7 +68,8 @@ class Hypervisor:
         self.vendor = vendor
         self.path = path
         self.complete_immediately = complete_immediately
-        self.counters: Counter[str] = Counter()
+        # a plain dict with every key from the start: a Counter's += costs twice as much
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.injected: list[Fault] = []
         self.pending: _Pending | None = None
         self.xen2010 = Xen2010()  # the vCPU fields the 2010 patch added
@@ -69,11 +82,13 @@ class Hypervisor:
 
     @recording.setter
     def recording(self, on: bool) -> None:
-        """Recording means a state diff and the device events of each exit; throughput runs
-        turn it off. Stage times (``timed``) are separate, because the snapshot behind a diff
-        copies all of guest memory and leaves the caches cold for the stages that follow."""
-        self._recording = on
-        self.machine.bus.recording = on
+        """The one recording switch. On: a state diff, the device events and the injected
+        faults of each exit are kept. Off (throughput runs, ``hvmio-lab run``): nothing grows
+        per exit, not even the bus log of unclaimed ports; only the counters count. Stage
+        times (``timed``) are separate, because the snapshot behind a diff copies all of
+        guest memory and leaves the caches cold for the stages that follow."""
+        self._recording = bool(on)
+        self.machine.bus.recording = self._recording
 
     def step(self) -> Outcome:
         """One VM exit for the instruction at RIP: the hardware intercept, then the handler."""
@@ -85,134 +100,109 @@ class Hypervisor:
         """Handle an exit record the hardware produced (or one built by hand)."""
         if self.pending is not None:
             self._check_idle()
-        if not self._recording and not self.timed and self.path == "fast":
-            io = fastpath.access(exit)
-            if io is not None:
-                device = self.machine.bus.device_at(io.port)
-                if device is None or device.location != "device-model":
-                    return self._fast_unrecorded(exit, io)
         machine = self.machine
-        ctx = ExitContext(exit, self.timed, None, len(machine.bus.log), start)
-        ctx.lap("exit")
-        if self._recording:  # the snapshot for the diff is recording overhead, not the exit's
-            ctx.before = machine.snapshot()
-            ctx.resume()
-        if self.path == "seed2010":
-            return self.xen2010.handle(self, ctx)
-        if self.path == "fast":
-            io = fastpath.access(exit)
-            ctx.lap("decode")
-            if io is not None:
-                return self._dispatch(ctx, "fast", io, None)
+        ctx = lap = None  # no stopwatch and no snapshot unless asked for
+        if self.timed or self._recording:
+            ctx = ExitContext(exit, self.timed, None, len(machine.bus.log), start)
+            ctx.lap("exit")
+            if self._recording:  # the snapshot for the diff is recording overhead, not the exit's
+                ctx.before = machine.snapshot()
+                ctx.resume()
+            lap = ctx.lap if self.timed else None
+        path = self.path
+        if path == "fast":
+            io = exit.access()
+            if lap is not None:
+                lap("decode")
+            if not io.string:
+                return self._dispatch(ctx, exit, "fast", io, None)
             self.counters["declined"] += 1
-        return self._emulate(ctx)
+        elif path == "seed2010":
+            return self._outcome(ctx, exit, self.xen2010.handle(machine, exit, lap))
+        try:
+            insn = emulator.decode_at_rip(machine, lap)
+        except (PageFault, InvalidInstruction) as e:
+            return self._outcome(ctx, exit, PathResult("emulate", None, None, False, 0, e))
+        if lap is not None:
+            lap("decode")
+        return self._dispatch(ctx, exit, "emulate", insn.access(machine.cpu.rdx), insn)
 
-    def _fast_unrecorded(self, exit: SvmIoExit | VmxIoExit, io: IoAccess) -> Outcome:
-        """The fast path for throughput runs: the same three steps, with none of the recording
-        bookkeeping (no stage clock, no snapshot, no bus log), so replays run at full speed."""
+    def _dispatch(self, ctx, exit, path: str, io: IoAccess, insn, request=None) -> Outcome:
+        """Route a decoded access and do it down the path that decoded it (the fast path from
+        the record, the emulator from the bytes). A device model first gets a request; with
+        immediate completion its answer is taken at once, the same result as ``complete``
+        without the wait. ``request`` is given when a pending access completes."""
         machine = self.machine
-        try:
-            data = fastpath.perform(machine, io)
-        except DeviceError as e:
-            fault = self.inject("#GP", 0, f"device refused the access: {e}")
-            self.counters["fast"] += 1
-            return Outcome("fast", exit, io, fault=fault)
-        fastpath.retire(machine, exit, io, data)
-        self.counters["fast"] += 1
-        # path, exit, access, instruction, events, diff, fault, stages, request, completed,
-        # done, reemulated, elements (_make skips the keyword handling of Outcome(...))
-        return Outcome._make(("fast", exit, io, None, (), None, None, None, None, True, True,
-                              False, 1))  # fmt: skip
-
-    def _emulate(self, ctx: ExitContext) -> Outcome:
-        try:
-            code = emulator.fetch(self.machine)
-            ctx.lap("fetch")
-            insn = emulator.decode_fetched(self.machine, code)
-        except PageFault as e:
-            return self.finish(ctx, "emulate", fault=self.inject_page_fault(e))
-        except InvalidInstruction as e:
-            return self.finish(
-                ctx, "emulate", fault=self.inject("#GP", 0, f"emulation failed: {e}")
-            )
-        ctx.lap("decode")
-        return self._dispatch(ctx, "emulate", insn.access(self.machine.cpu.rdx), insn)
-
-    def _dispatch(self, ctx, path, io, insn) -> Outcome:
-        device = self.machine.bus.device_at(io.port)
-        if device is None or device.location != "device-model":
-            return self._execute(ctx, path, io, insn)
-        data = None if io.is_in or io.string else self.machine.cpu.rax & ones(io.size)
-        request = IoRequest(io, data, device_name(device))
-        self.counters["device-model"] += 1
-        self.pending = _Pending(ctx, path, io, insn, request)
-        if self.complete_immediately:
-            return self.complete()
-        return self.finish(ctx, path, io, insn, request=request, completed=False)
+        if request is None:
+            device = machine.bus.device_at(io.port)
+            if device is not None and device.location == "device-model":
+                request = request_for(io, device, machine.cpu.rax)
+                self.counters["device-model"] += 1
+                if not self.complete_immediately:
+                    self.pending = _Pending(ctx, exit, path, io, insn, request)
+                    return self._outcome(ctx, exit, PathResult(path, io, insn), request,
+                                         completed=False)  # fmt: skip
+        lap = ctx.lap if ctx is not None and ctx.timed else None
+        if insn is None:
+            result = fastpath.run(machine, exit, io, lap)
+        else:
+            result = emulator.run(machine, insn, io)
+            if lap is not None:
+                lap("device")
+        return self._outcome(ctx, exit, result, request)
 
     def complete(self) -> Outcome:
         """The device model answered: finish the pending access (no re-emulation)."""
         if self.pending is None:
             raise HvmioError("no device-model request is pending")
         pending, self.pending = self.pending, None
-        pending.ctx.resume()
-        return self._execute(pending.ctx, pending.path, pending.access, pending.instruction,
-                             pending.request)  # fmt: skip
+        if pending.ctx is not None:
+            pending.ctx.resume()
+        return self._dispatch(*pending)
 
-    def _execute(self, ctx, path, io, insn, request=None) -> Outcome:
-        machine = self.machine
-        try:
-            if insn is None:
-                data = fastpath.perform(machine, io)
-                ctx.lap("device")
-                fastpath.retire(machine, ctx.exit, io, data)
-                ctx.lap("writeback")
-                return self.finish(ctx, path, io, request=request, done=True, elements=1)
-            run = emulator.execute(machine, insn)
-            ctx.lap("device")
-        except DeviceError as e:
-            fault = self.inject("#GP", 0, f"device refused the access: {e}")
-            return self.finish(ctx, path, io, insn, request=request, fault=fault)
-        fault = None if run.fault is None else self.inject_page_fault(run.fault)
-        return self.finish(ctx, path, io, insn, request=request, fault=fault, done=run.done,
-                           elements=run.elements)  # fmt: skip
+    def _outcome(self, ctx: ExitContext | None, exit, result: PathResult,
+                 request: IoRequest | None = None, completed: bool = True) -> Outcome:
+        """Count the exit, inject what went wrong, and package what it did."""
+        path, access, insn, done, elements, trouble, own_request, reemulated = result
+        fault = None
+        if trouble is not None:
+            if isinstance(trouble, PageFault):
+                fault = self.inject_page_fault(trouble)
+            else:
+                why = next((text for kind, text in _WHY if isinstance(trouble, kind)), "")
+                fault = self.inject("#GP", 0, why + str(trouble))
+        counters = self.counters
+        if own_request is not None:  # seed2010's own round trip, re-emulated at completion
+            request = own_request
+            counters["device-model"] += 1
+            counters["reemulations"] += reemulated
+        if completed:
+            counters[path] += 1
+        events, diff, stages = (), None, None
+        if ctx is not None:
+            if ctx.before is not None:
+                events = tuple(self.machine.bus.log[ctx.log_start :])
+                diff = self.machine.diff(ctx.before)
+            if ctx.timed:
+                stages = dict(ctx.stages)
+        # all 13 fields, in order, without the keyword handling: one of these per exit
+        return _new(Outcome, (path, exit, access, insn, events, diff, fault, stages, request,
+                              completed, done, reemulated, elements))  # fmt: skip
 
     def inject(
         self, vector: str, error_code: int, reason: str, address: int | None = None
     ) -> Fault:
-        """Queue an exception for the guest, delivered at the current RIP."""
+        """Queue an exception for the guest, delivered at the current RIP (kept in
+        ``injected`` while recording; ``counters["faults"]`` counts it either way)."""
         fault = Fault(vector, error_code, self.machine.cpu.rip, reason, address)
-        self.injected.append(fault)
+        if self._recording:
+            self.injected.append(fault)
         self.counters["faults"] += 1
         return fault
 
     def inject_page_fault(self, fault: PageFault) -> Fault:
         """#PF with CR2 = the address; error code bit 1 = the access was a write."""
         return self.inject("#PF", int(fault.write) << 1, str(fault), fault.address)
-
-    def finish(self, ctx: ExitContext, path: str, io: IoAccess | None = None, insn=None, *,
-               fault=None, request=None, completed=True, done=False, elements=0,
-               reemulated=False) -> Outcome:  # fmt: skip
-        """Count the exit and package what it did."""
-        if completed:
-            self.counters[path] += 1
-        machine = self.machine
-        recorded = ctx.before is not None
-        return Outcome(
-            path=path,
-            exit=ctx.exit,
-            access=io,
-            instruction=insn,
-            events=tuple(machine.bus.log[ctx.log_start :]) if recorded else (),
-            diff=machine.diff(ctx.before) if recorded else None,
-            fault=fault,
-            stages=dict(ctx.stages) if ctx.timed else None,
-            request=request,
-            completed=completed,
-            done=done,
-            reemulated=reemulated,
-            elements=elements,
-        )
 
     def _check_idle(self) -> None:
         if self.pending is not None:

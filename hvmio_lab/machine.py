@@ -3,22 +3,33 @@
 Linear addresses map 1:1 to guest-physical ones (no guest paging); a page can still be marked
 not present, which stands in for a guest page-table entry with P = 0 so the emulator can
 raise #PF.
+
+A snapshot does not copy guest memory: from the first snapshot on, ``Memory`` journals the old
+bytes of every range about to be written through it (``write``, or ``check(write=True)``,
+which every exit path calls before it stores), and a diff compares only those ranges. So a
+recorded exit costs the same with 2 MiB or 128 MiB of RAM. Bytes stored into ``Memory.data``
+directly (the guest CPU running, a test poking it) are not journaled: take
+``snapshot(full=True)`` to diff across those.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .devices import Bus, BusEvent, attach_pc
-from .errors import GuestMemoryError, PageFault
-from .fields import SEGMENTS
+from .errors import GuestMemoryError, InvalidValue, PageFault
+from .fields import NULL_SEGMENTS_64, SEGMENTS
 
 GPRS = (
     "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
 )  # fmt: skip
 REGISTERS = (*GPRS, "rip", "rflags")
+# every name register_values gives, in its order
+REGISTER_NAMES = (*REGISTERS, *(f"{s.lower()}.{p}" for s in SEGMENTS for p in ("sel", "base")))
 MODES = (16, 32, 64)
 WIDTH_MASK = {16: 0xFFFF, 32: 0xFFFF_FFFF, 64: (1 << 64) - 1}  # IP, or an address, of that width
 PAGE_SIZE = 4096
@@ -94,6 +105,7 @@ class Memory:
             )
         self.data = bytearray(size)
         self.not_present: set[int] = set()
+        self._journal: weakref.ref[Journal] | None = None  # the newest, while a snapshot lives
 
     @property
     def size(self) -> int:
@@ -109,6 +121,21 @@ class Memory:
             for page in range(addr // PAGE_SIZE, (addr + n - 1) // PAGE_SIZE + 1):
                 if page in self.not_present:
                     raise PageFault(max(addr, page * PAGE_SIZE), write)
+        if write and n and self._journal is not None:
+            journal = self._journal()
+            if journal is None:
+                self._journal = None  # every snapshot is gone: stop journaling
+            else:
+                journal.entries.append((addr, bytes(self.data[addr : addr + n])))
+
+    def journal(self) -> Journal:
+        """Start a new journal segment (a snapshot keeps it; it links to the next one)."""
+        journal = Journal()
+        previous = self._journal() if self._journal is not None else None
+        if previous is not None:
+            previous.next = journal
+        self._journal = weakref.ref(journal)
+        return journal
 
     def read(self, addr: int, n: int) -> bytes:
         self.check(addr, n)
@@ -130,21 +157,46 @@ class VirtualClock:
     __slots__ = ("ns",)
 
     def __init__(self, ns: int = 0):
+        _check_ns("the clock starts at a whole number of ns ≥ 0", ns)
         self.ns = ns
 
     def advance(self, ns: int) -> None:
-        if ns < 0:
-            raise ValueError(f"the clock only moves forward, got {ns} ns")
+        _check_ns("the clock only moves forward, by whole ns", ns)
         self.ns += ns
+
+
+def _check_ns(rule: str, ns: object) -> None:
+    if ns.__class__ is not int or ns < 0:
+        raise InvalidValue(f"{rule}, got {ns!r}")
+
+
+class Journal:
+    """Writes made through ``Memory`` since one snapshot: (address, old bytes) in order."""
+
+    __slots__ = ("__weakref__", "entries", "next")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, bytes]] = []
+        self.next: Journal | None = None
+
+    def since(self, stop: Journal | None = None) -> list[tuple[int, bytes]]:
+        """Entries from this segment on, up to (not into) ``stop``."""
+        out, node = [], self
+        while node is not None and node is not stop:
+            out += node.entries
+            node = node.next
+        return out
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What ``diff`` compares: registers, a copy of guest memory, and the bus log's length."""
+    """What ``diff`` compares: registers, the memory journal (or a full copy of memory when
+    taken with ``full=True``) and the bus log's length."""
 
-    registers: dict[str, int]
-    memory: bytes
+    registers: Mapping[str, int]
+    journal: Journal
     events: int  # length of the bus log when taken
+    memory: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +259,38 @@ def changed_ranges(before: bytes, after: bytes | bytearray) -> tuple[MemoryChang
     return tuple(changes)
 
 
+def journaled_changes(
+    entries: list[tuple[int, bytes]], after: Callable[[int, int], bytes]
+) -> tuple[MemoryChange, ...]:
+    """The changes inside the ranges ``entries`` wrote (in time order): each byte's oldest
+    journaled value against ``after(address, length)``."""
+    if not entries:
+        return ()
+    spans: list[list] = []  # [start, bytearray of old bytes]: disjoint, sorted, coalesced
+    overlap = False
+    for addr, old in sorted(entries, key=lambda e: e[0]):
+        if spans and addr <= spans[-1][0] + len(spans[-1][1]):
+            start, before = spans[-1]
+            end = start + len(before)
+            overlap = overlap or addr < end
+            if addr + len(old) > end:
+                before += old[end - addr :]
+        else:
+            spans.append([addr, bytearray(old)])
+    if overlap:  # a range written twice: its oldest bytes are the ones before the first write
+        oldest: dict[int, int] = {}
+        for addr, old in entries:
+            for i, byte in enumerate(old):
+                oldest.setdefault(addr + i, byte)
+        for span in spans:
+            span[1] = bytearray(oldest[span[0] + i] for i in range(len(span[1])))
+    return tuple(
+        MemoryChange(start + c.address, c.before, c.after)
+        for start, before in spans
+        for c in changed_ranges(bytes(before), after(start, len(before)))
+    )
+
+
 class Machine:
     """A vCPU, guest memory, an I/O bus and a virtual clock: what both exit paths act on."""
 
@@ -234,23 +318,52 @@ class Machine:
         self.cpu.set_segment(name, selector, selector << 4 if self.mode == 16 else 0)
 
     def linear(self, segment: str, offset: int) -> int:
+        """Segment base + offset, the one rule for every path: in 64-bit mode ES, CS, SS and
+        DS have base 0 whatever the register holds; FS and GS use their base (SDM Vol. 1
+        §3.4.2.1)."""
+        if self.mode == 64 and segment in NULL_SEGMENTS_64:
+            return offset
         return self.cpu.segment(segment).base + offset
 
-    def snapshot(self) -> Snapshot:
-        return Snapshot(register_values(self.cpu), bytes(self.memory.data), len(self.bus.log))
+    def snapshot(self, full: bool = False) -> Snapshot:
+        """The state to diff against later. ``full`` also copies all of guest memory, for a
+        diff across writes that bypass ``Memory`` (a guest CPU that ran in between)."""
+        memory = bytes(self.memory.data) if full else None
+        mark = getattr(self.cpu, "mark", None)  # a vCPU whose every read costs (unicorn's)
+        registers = mark() if mark is not None else register_values(self.cpu)
+        return Snapshot(registers, self.memory.journal(), len(self.bus.log), memory)
 
     def diff(self, before: Snapshot, after: Snapshot | None = None) -> StateDiff:
-        """Changes from ``before`` to ``after`` (default: the machine as it is now, compared
-        in place rather than copied: a snapshot of guest memory costs a millisecond)."""
-        if after is None:
-            registers, memory = register_values(self.cpu), self.memory.data
+        """Changes from ``before`` to ``after`` (default: the machine as it is now)."""
+        data = self.memory.data
+        written = getattr(before.registers, "written", lambda: None)()
+        if after is None and written is not None:  # only what was written can have changed
+            value = self.cpu.value
+            registers = {n: value(n) for n in REGISTER_NAMES if n in written} if written else {}
             events = len(self.bus.log)
+        elif after is None:
+            registers, events = register_values(self.cpu), len(self.bus.log)
         else:
-            registers, memory, events = after.registers, after.memory, after.events
+            registers, events = after.registers, after.events
         regs = tuple(
             (name, before.registers[name], value)
             for name, value in registers.items()
             if before.registers[name] != value
         )
         log = tuple(self.bus.log[before.events : events])
-        return StateDiff(regs, changed_ranges(before.memory, memory), log)
+        if before.memory is not None and (after is None or after.memory is not None):
+            memory = changed_ranges(before.memory, data if after is None else after.memory)
+        else:
+            later = [] if after is None else after.journal.since()
+
+            def at_after(addr: int, n: int) -> bytes:
+                now = bytearray(data[addr : addr + n])
+                for start, old in reversed(later):  # the oldest entry is applied last: wins
+                    lo, hi = max(addr, start), min(addr + n, start + len(old))
+                    if lo < hi:
+                        now[lo - addr : hi - addr] = old[lo - start : hi - start]
+                return bytes(now)
+
+            stop = None if after is None else after.journal
+            memory = journaled_changes(before.journal.since(stop), at_after)
+        return StateDiff(regs, memory, log)

@@ -1,5 +1,5 @@
-"""What one VM exit did: the outcome record, injected faults, device-model requests, and the
-stage stopwatch that fills in per-stage times."""
+"""What one VM exit did: the outcome record, injected faults, device-model requests, the small
+result each path hands back (``PathResult``), and the stage stopwatch."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, NamedTuple
 
+from .devices import device_name, ones
 from .errors import HvmioError
 from .exits import IoAccess, SvmIoExit, VmxIoExit
 from .machine import StateDiff
 
 if TYPE_CHECKING:
-    from .emulator import IoInstruction
+    from .decoder import IoInstruction
 
 STAGES = ("exit", "fetch", "decode", "device", "writeback")
 
@@ -32,9 +33,10 @@ class Fault:
         return f"{self.vector}({self.error_code}){where}, RIP {self.rip:#x}: {self.reason}"
 
 
-@dataclass(frozen=True)
-class IoRequest:
-    """What goes to the external device model, as Xen's ioreq or KVM's exit to userspace."""
+class IoRequest(NamedTuple):
+    """What goes to the external device model, as Xen's ioreq or KVM's exit to userspace.
+
+    An immutable named tuple: every device-model exit builds one."""
 
     access: IoAccess
     data: int | None  # OUT data for a non-string access
@@ -43,6 +45,27 @@ class IoRequest:
     def __str__(self) -> str:
         data = "" if self.data is None else f" data={self.data:#x}"
         return f"request to {self.device}: {self.access}{data}"
+
+
+class PathResult(NamedTuple):
+    """What a path (fast, emulate, seed2010) did with one exit, before the Hypervisor counts
+    it, injects its fault and builds the ``Outcome``. ``trouble`` is the error the guest
+    must see as an exception: a PageFault becomes #PF, anything else #GP(0)."""
+
+    path: str  # the path taken: "fast" or "emulate"
+    access: IoAccess | None
+    instruction: IoInstruction | None = None
+    done: bool = False
+    elements: int = 0
+    trouble: HvmioError | None = None
+    request: IoRequest | None = None  # seed2010 only: its device-model round trip
+    reemulated: bool = False
+
+
+def request_for(access: IoAccess, device: object, rax: int) -> IoRequest:
+    """The request an access sends to the device model: OUT data for a non-string write."""
+    data = None if access.is_in or access.string else rax & ones(access.size)
+    return IoRequest._make((access, data, device_name(device)))
 
 
 class Outcome(NamedTuple):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter
 
 from .fields import Field, Kind, Layout
 
@@ -183,17 +184,21 @@ def _breakdown(data) -> tuple[dict, str]:
     return {label: dict(stages) for label, stages in data.items()}, ""
 
 
+LEGIBLE_PT = 12  # the smallest text of a chart meant for a projector
+
+
 def stage_bars(data, unit: str | None = None, title: str = "", ax: Axes | None = None) -> Figure:
     """Stacked bars, one per path, one segment per stage: where one exit's time goes.
 
     ``data`` is a measured ``timing.Table`` (median ns per stage), a ``timing.Prediction``
     (cycles) or a mapping ``{label: {stage: value}}``. The gap between the bars is exactly
-    the fetch and decode segments: that is all the fast path saves.
+    the fetch and decode segments: that is all the fast path saves. Text is at least
+    ``LEGIBLE_PT`` points (12 px at the 72 dpi the timing panel renders at), for a projector.
     """
     breakdown, default_unit = _breakdown(data)
     unit = default_unit if unit is None else unit
     if ax is None:
-        fig = Figure(figsize=(8.5, 1.2 + 0.45 * max(len(breakdown), 2)))
+        fig = Figure(figsize=(8.5, 2.4 + 0.5 * max(len(breakdown), 2)))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
@@ -208,12 +213,15 @@ def stage_bars(data, unit: str | None = None, title: str = "", ax: Axes | None =
                 color=STAGE_COLOURS.get(stage, PALETTE[stages.index(stage) % len(PALETTE)]))
         left = [a + b for a, b in zip(left, widths, strict=True)]
     for y, total in enumerate(left):
-        ax.text(total, y, f" {total:,.0f}", va="center", fontsize=8)
+        ax.text(total, y, f" {total:,.0f}", va="center", fontsize=LEGIBLE_PT)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(left, default=1) * 1.15 or 1)
-    ax.set_xlabel(f"per exit ({unit})" if unit else "per exit")
-    ax.set_title(title, fontsize=10, loc="left")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.set_xlim(0, max(left, default=1) * 1.2 or 1)
+    ax.tick_params(labelsize=LEGIBLE_PT)
+    ax.set_xlabel(f"per exit ({unit})" if unit else "per exit", fontsize=LEGIBLE_PT)
+    ax.set_title(title, fontsize=LEGIBLE_PT + 1, loc="left")
+    if ax.get_legend_handles_labels()[0]:  # every stage at 0 draws no segment to name
+        ax.legend(fontsize=LEGIBLE_PT, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3,
+                  frameon=False)
     fig.tight_layout()
     return fig
 
@@ -250,9 +258,13 @@ def exit_time_distribution(table, ax: Axes | None = None, title: str = "") -> Fi
 
 
 def amdahl_chart(profile="amd-k8-2010", guest_cycles: float = 0.0,
-                 device_model_shares=(0.0, 0.1, 0.5, 1.0), ax: Axes | None = None) -> Figure:
+                 device_model_shares=(0.0, 0.1, 0.5, 1.0), ax: Axes | None = None,
+                 ymax: float = 1.6) -> Figure:
     """Predicted speedup of the fast path against the share of exits it can take (non-string),
-    one line per share of exits that go to the device model (Amdahl's law)."""
+    one line per share of exits that go to the device model (Amdahl's law).
+
+    The y-axis runs from ×1 to at least ``ymax``, whatever the lines reach, so that two charts
+    side by side share one scale: ×1.03 then looks flat and ×1.5 steep, as they are."""
     from .timing import Mix, load_profile, predict
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
@@ -269,13 +281,78 @@ def amdahl_chart(profile="amd-k8-2010", guest_cycles: float = 0.0,
     best = predict(profile, Mix.of(1.0, 0.0, guest_cycles)).speedup
     ax.axhline(1.0, color="black", lw=0.6)
     ax.plot([1.0], [best], "o", color=PALETTE[0])
+    low = best < 1.15  # near the ×1 line: write above the point, not across the axis
     ax.annotate(f"every exit fast, none to the device model: ×{best:.2f}", (1.0, best),
-                xytext=(-10, -4), textcoords="offset points", ha="right", va="top", fontsize=8)
+                xytext=(-10, 6 if low else -4), textcoords="offset points", ha="right",
+                va="bottom" if low else "top", fontsize=8)
     ax.set_xlabel("share of exits that can take the fast path (non-string)")
     ax.set_ylabel("speedup (emulate / fast)")
     work = f", {guest_cycles:,.0f} guest cycles between exits" if guest_cycles else ""
     ax.set_title(f"Amdahl: {profile.title}{work}", fontsize=9, loc="left")
     ax.set_xlim(0, 1)
+    ax.set_ylim(0.98, max(ymax, best * 1.05))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0%}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"×{y:.1f}"))
     ax.legend(fontsize=8, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def ratio_bars(bars, title: str = "", xlabel: str = "") -> Figure:
+    """One horizontal bar per (label, fraction, kind): the same ratio from different sources,
+    such as the seed's figure, a fitted model and a measurement. ``kind`` picks the colour
+    and is printed after the value, so a fitted number never passes for a measured one."""
+    colours = {"seed": PALETTE[0], "fitted model": PALETTE[1], "model": PALETTE[1],
+               "measured": PALETTE[2]}
+    fig = Figure(figsize=(8.5, 0.9 + 0.55 * max(len(bars), 2)))
+    ax = fig.add_subplot()
+    labels = [label for label, _, _ in bars]
+    values = [value for _, value, _ in bars]
+    ax.barh(labels, values, color=[colours.get(kind, GREY) for _, _, kind in bars])
+    for y, (_, value, kind) in enumerate(bars):
+        ax.text(value, y, f" {value:.1%} ({kind})", va="center", fontsize=10)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.3)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.0%}"))
+    ax.tick_params(labelsize=10)
+    ax.set_xlabel(xlabel, fontsize=10)
+    ax.set_title(title, fontsize=11, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def trace_chart(stats, top: int = 12, title: str = "") -> Figure:
+    """A trace's I/O exits (a ``traces.TraceStats``): per port and direction, split into what
+    the 2010 fast path takes (non-string) and what it gives the emulator (string I/O); beside
+    it the exits per second of the trace, when it has real timestamps over two seconds or
+    more."""
+    per_port: dict[tuple[int, bool], list[int]] = {}
+    for row in stats.rows():
+        counts = per_port.setdefault((row.port, row.is_in), [0, 0])
+        counts[0] += row.exits - row.string
+        counts[1] += row.string
+    ranked = sorted(per_port.items(), key=lambda kv: -sum(kv[1]))[:top][::-1]
+    timed = len(stats.per_second) >= 2 and not stats.model_clock  # a rate over 2 s or more
+    fig = Figure(figsize=(13 if timed else 8, 1.2 + 0.42 * max(len(ranked), 3)))
+    ax = fig.add_subplot(1, 2, 1) if timed else fig.add_subplot()
+    labels = [f"{port:#06x} {'IN' if is_in else 'OUT'}" for (port, is_in), _ in ranked]
+    fast = [c[0] for _, c in ranked]
+    slow = [c[1] for _, c in ranked]
+    ax.barh(labels, fast, color=PALETTE[2], label="fast path (IN/OUT)")
+    ax.barh(labels, slow, left=fast, color=PALETTE[3], label="emulator (INS/OUTS)")
+    ax.set_xlabel("exits", fontsize=LEGIBLE_PT)
+    ax.set_title(title or f"I/O exits by port (top {len(ranked)})", fontsize=LEGIBLE_PT + 1,
+                 loc="left")  # fmt: skip
+    ax.legend(fontsize=LEGIBLE_PT - 1, frameon=False, loc="lower right")
+    ax.tick_params(labelsize=LEGIBLE_PT - 1)
+    if timed:
+        rate = fig.add_subplot(1, 2, 2)
+        seconds = sorted(stats.per_second)
+        rate.bar(seconds, [stats.per_second[s] for s in seconds], color=PALETTE[0], width=0.8)
+        rate.set_xlabel("second of the trace", fontsize=LEGIBLE_PT)
+        rate.set_ylabel("I/O exits", fontsize=LEGIBLE_PT)
+        rate.set_title("I/O exits per second", fontsize=LEGIBLE_PT + 1, loc="left")
+        rate.tick_params(labelsize=LEGIBLE_PT - 1)
     fig.tight_layout()
     return fig

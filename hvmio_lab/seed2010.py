@@ -20,33 +20,53 @@ skips fetch and decode whenever ``io_size`` is non-zero. The defects reproduced:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from enum import Enum
+from typing import NamedTuple
 
 from . import emulator
-from .devices import PmTimer, device_name, ones
-from .emulator import Execution
-from .errors import DeviceError, InvalidInstruction, PageFault
-from .exits import IoAccess, SvmIoExit
-from .machine import WIDTH_MASK
-from .outcome import ExitContext, IoRequest
+from .devices import PmTimer, ones
+from .errors import DeviceError, HvmioError, InvalidInstruction, PageFault
+from .exits import IoAccess, SvmIoExit, VmxIoExit
+from .machine import WIDTH_MASK, Machine
+from .outcome import PathResult, request_for
 
-if TYPE_CHECKING:
-    from .hypervisor import Hypervisor
+Lap = Callable[[str], None] | None
 
-OKAY, UNHANDLEABLE, RETRY = "okay", "unhandleable", "retry"
+
+class Rc(Enum):
+    """What the patch's ``handle_mmio`` returns (Xen's X86EMUL_* codes)."""
+
+    OKAY = "okay"
+    UNHANDLEABLE = "unhandleable"
+    RETRY = "retry"
+
+
+class Unhandleable(HvmioError):
+    """handle_mmio failed (X86EMUL_UNHANDLEABLE): the patch injects #GP for it."""
+
+
+class Mmio(NamedTuple):
+    """One return of ``handle_mmio``: its rc, and what it decoded and did on the way."""
+
+    rc: Rc
+    access: IoAccess | None = None
+    instruction: emulator.IoInstruction | None = None
+    done: bool = False
+    elements: int = 0
+    trouble: HvmioError | None = None  # an Unhandleable, or the #PF to inject
 
 
 class Xen2010:
-    """The vCPU fields the patch added, and its handle_mmio/handle_mmio_decoded flow."""
+    """The vCPU fields the patch added (``io_port``/``io_size``/``io_dir``), and the stack slot
+    behind the handler's ``data`` (``rubble``)."""
 
     def __init__(self) -> None:
         self.io_port = self.io_size = self.io_dir = 0
         self.rubble = 0  # what the stack slot behind ``data`` last held
-        self.failure = ""
 
-    def handle(self, hv: Hypervisor, ctx: ExitContext):
+    def handle(self, machine: Machine, exit: SvmIoExit | VmxIoExit, lap: Lap = None) -> PathResult:
         """The vendor exit handler: STR set → handle_mmio(); otherwise handle_mmio_decoded()."""
-        machine, exit = hv.machine, ctx.exit
         if isinstance(exit, SvmIoExit):  # raw shifts, no validation, as in the patch
             raw, string = exit.exitinfo1, exit.exitinfo1 & (1 << 2)
             port, size, is_in = (raw >> 16) & 0xFFFF, (raw >> 4) & 0x07, raw & 1
@@ -55,63 +75,50 @@ class Xen2010:
             raw, string = exit.qualification, exit.qualification & 0x10
             port, size, is_in = (raw >> 16) & 0xFFFF, (raw & 0x07) + 1, (raw >> 3) & 1
             length = exit.instruction_length
-        ctx.lap("decode")
+        if lap is not None:
+            lap("decode")
         if not string:
             self.io_port, self.io_size, self.io_dir = port, size, is_in
-        rc, io, insn = self.handle_mmio(hv, ctx, completing=False)
-        if not string and rc != RETRY:  # the RIP advance happens even when rc says it failed
+        got = self.handle_mmio(machine, lap, completing=False)
+        if not string and got.rc is not Rc.RETRY:  # RIP moves even when rc says it failed
             machine.cpu.rip = (machine.cpu.rip + length) & WIDTH_MASK[machine.mode]
         request = None
-        if rc == RETRY:  # the device model answered; completion runs handle_mmio once more
-            request = IoRequest(io, None, device_name(machine.bus.device_at(io.port)))
-            hv.counters["device-model"] += 1
-            hv.counters["reemulations"] += 1
-            rc, io, insn = self.handle_mmio(hv, ctx, completing=True)
-        fault, done, elements = None, rc == OKAY, int(rc == OKAY)
-        if isinstance(rc, Execution):
-            done, elements = rc.done, rc.elements
-            rc = rc.fault or OKAY
-        if rc == UNHANDLEABLE:
-            fault = hv.inject("#GP", 0, f"handle_mmio failed: {self.failure}")
-        elif isinstance(rc, PageFault):
-            fault = hv.inject_page_fault(rc)
-        path = "emulate" if string else "fast"
-        return hv.finish(ctx, path, io, insn, fault=fault, request=request, done=done,
-                         elements=elements, reemulated=request is not None)  # fmt: skip
+        if got.rc is Rc.RETRY:  # the device model answered; completion runs handle_mmio again
+            device = machine.bus.device_at(got.access.port)
+            request = request_for(got.access, device, machine.cpu.rax)
+            got = self.handle_mmio(machine, lap, completing=True)
+        return PathResult("emulate" if string else "fast", got.access, got.instruction, got.done,
+                          got.elements, got.trouble, request, request is not None)  # fmt: skip
 
-    def handle_mmio(self, hv: Hypervisor, ctx, completing: bool):
-        """(rc, access, instruction); the instruction is None when fetch+decode was skipped.
-
-        rc is OKAY, UNHANDLEABLE, RETRY, a PageFault from the fetch, or the emulator's Execution.
-        """
+    def handle_mmio(self, machine: Machine, lap: Lap, completing: bool) -> Mmio:
+        """The patch's handle_mmio: skip fetch + decode whenever ``io_size`` is non-zero."""
         if self.io_size == 0:
-            return self._emulate(hv, ctx, completing)
-        machine = hv.machine
+            return self._emulate(machine, lap, completing)
         if self.io_size not in (1, 2, 4):  # nothing validated the record's SZ bits
-            self.failure = f"size {self.io_size} from the exit record"
-            return UNHANDLEABLE, None, None
+            return _failed(f"size {self.io_size} from the exit record")
         io = IoAccess(self.io_port, self.io_size, bool(self.io_dir))
         device = machine.bus.device_at(io.port)
         if io.is_in and device is not None and device.location == "device-model":
             self.io_size = 0  # awaiting completion; only a write is fire-and-forget
-            return RETRY, io, None
+            return Mmio(Rc.RETRY, io)
         data = self.rubble if io.is_in else machine.cpu.rax & 0xFFFF_FFFF
         try:
             data = self._do_io(machine, io, data)
         except DeviceError as e:
-            self.failure = str(e)
-            return UNHANDLEABLE, io, None  # returns before io_size is cleared: the stash goes stale
-        ctx.lap("device")
+            return _failed(str(e), io)  # returns before io_size is cleared: the stash goes stale
+        if lap is not None:
+            lap("device")
         self.rubble = data
         if io.is_in:  # memcpy(&eax, &data, size): a 32-bit IN leaves RAX[63:32] alone
             mask = ones(io.size)
             machine.cpu.rax = (machine.cpu.rax & ~mask) | (data & mask)
         self.io_size = 0
-        ctx.lap("writeback")
-        return OKAY, io, None
+        if lap is not None:
+            lap("writeback")
+        return Mmio(Rc.OKAY, io, None, True, 1)
 
     @staticmethod
-    def _do_io(machine, io: IoAccess, data: int) -> int:
+    def _do_io(machine: Machine, io: IoAccess, data: int) -> int:
         bus = machine.bus
         if io.is_in and isinstance(bus.device_at(io.port), PmTimer) and io.size != 4:
             return data  # the 2010 PM-timer handler said OK without writing the value
@@ -120,26 +127,28 @@ class Xen2010:
         bus.write(io.port, io.size, data)
         return data
 
-    def _emulate(self, hv: Hypervisor, ctx, completing: bool):
-        machine = hv.machine
+    @staticmethod
+    def _emulate(machine: Machine, lap: Lap, completing: bool) -> Mmio:
         try:
-            code = emulator.fetch(machine)
-            ctx.lap("fetch")
-            insn = emulator.decode_fetched(machine, code)
-            ctx.lap("decode")
+            insn = emulator.decode_at_rip(machine, lap)
         except PageFault as e:
-            return e, None, None
+            return Mmio(Rc.OKAY, trouble=e)  # X86EMUL_EXCEPTION, modelled as the #PF itself
         except InvalidInstruction as e:
-            self.failure = str(e)
-            return UNHANDLEABLE, None, None
+            return _failed(str(e))
+        if lap is not None:
+            lap("decode")
         io = insn.access(machine.cpu.rdx)
         device = machine.bus.device_at(io.port)
         if not completing and device is not None and device.location == "device-model":
-            return RETRY, io, insn  # this emulation only sends the request
-        try:
-            run = emulator.execute(machine, insn)
-        except DeviceError as e:
-            self.failure = str(e)
-            return UNHANDLEABLE, io, insn
-        ctx.lap("device")
-        return run, io, insn
+            return Mmio(Rc.RETRY, io, insn)  # this emulation only sends the request
+        done = emulator.run(machine, insn)
+        if lap is not None:
+            lap("device")
+        trouble = done.trouble
+        if isinstance(trouble, DeviceError):
+            return _failed(str(trouble), io, insn)
+        return Mmio(Rc.OKAY, io, insn, done.done, done.elements, trouble)
+
+
+def _failed(reason: str, io: IoAccess | None = None, insn=None) -> Mmio:
+    return Mmio(Rc.UNHANDLEABLE, io, insn, False, 0, Unhandleable(f"handle_mmio failed: {reason}"))

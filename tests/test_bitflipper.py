@@ -85,7 +85,7 @@ def test_typing_hex():
     bf = BitFlipper(EXITINFO1, IN_EAX_DX)
     bf.type_hex("0x70")  # the browser tests' invalid value: SZ8|SZ16|SZ32
     assert bf.value == 0x70 and "SZ" in bf.error_text
-    bf.type_hex("1f48_0241")  # bare digits are hex
+    bf.type_hex("0x1f48_0241")  # hvmio_lab.numbers: 0x for hex, plain digits decimal
     assert bf.value == IN_EAX_DX and bf.error_text == ""
     bf.type_hex("zz")
     assert bf.value == IN_EAX_DX and "not a number" in bf.error_text
@@ -96,13 +96,14 @@ def test_typing_hex():
 
 
 @pytest.mark.parametrize(("text", "value"), [
-    ("0x1f480241", IN_EAX_DX), ("1F480241", IN_EAX_DX), (" 0b101 ", 5), ("0o17", 15),
+    ("0x1f480241", IN_EAX_DX), ("0X1F480241", IN_EAX_DX), (" 0b101 ", 5), ("0o17", 15),
+    ("10", 10),
 ])  # fmt: skip
 def test_parse_register_text(text, value):
     assert parse_register_text(text) == value
 
 
-@pytest.mark.parametrize("text", ["", "0xg", "1.5", "--"])
+@pytest.mark.parametrize("text", ["", "0xg", "1.5", "--", "1f480241"])
 def test_parse_register_text_refuses(text):
     with pytest.raises(ExitInfoError):
         parse_register_text(text)
@@ -190,3 +191,47 @@ def test_static_views_are_deterministic_text_and_html():
     text = bf.text()
     assert text.splitlines()[0] == "EXITINFO1 = 0x1f480241"
     assert "access: IN 32-bit port 0x1f48" in text
+
+
+def _bits_row(bf):
+    return next(c for c in bf.children if "hvmio-bits" in getattr(c, "_dom_classes", ()))
+
+
+def test_the_bit_row_never_wraps_it_scrolls():
+    """At 1280–1400 px with the file browser open the 32 bits must stay one row (bit 0 at
+    the far right, as the chapter says): the row is nowrap and scrolls sideways, and no
+    field group may shrink."""
+    bf = BitFlipper(EXITINFO1, IN_EAX_DX)
+    row = _bits_row(bf)
+    assert row.layout.flex_flow == "row nowrap" and row.layout.overflow == "auto"
+    assert all(group.layout.flex == "0 0 auto" for group in row.children)
+
+
+def _ins_qualification() -> int:
+    return EXIT_QUALIFICATION.encode(size=0, direction=1, string=1, REP=0, port=0x3F8,
+                                     **{"operand encoding": 0})
+
+
+def test_translating_an_ins_refuses_any_segment_but_es():
+    bf = BitFlipper(EXIT_QUALIFICATION, _ins_qualification())
+    for seg in ("CS", "SS", "DS", "FS", "GS"):
+        bf.translate(address_size=64, segment=seg)
+        assert bf.translated_value is None and "ES" in bf.translated_text, seg
+    bf.translate(address_size=64, segment="ES")
+    value = bf.translated_value
+    assert value is not None and value >> 10 & 7 == 0  # SEG = ES in EXITINFO1 bits 12:10
+    assert value & 1 and value >> 2 & 1  # TYPE = IN, STR
+
+
+def test_choices_set_to_none_from_code_are_messages():
+    bf = BitFlipper(EXIT_QUALIFICATION, _ins_qualification())
+    bf.translate(address_size=64, segment="ES")
+    bf.address_size_choice.value = None
+    assert bf.translated_value is None and "address size" in bf.translated_text
+    bf.address_size_choice.value = 32
+    bf.segment_choice.value = None
+    assert bf.translated_value is None and "segment" in bf.translated_text
+    svm = BitFlipper(EXITINFO1, IN_EAX_DX)
+    svm.translate(immediate=False)
+    svm.immediate_choice.value = None
+    assert svm.translated_value is None and "port from" in svm.translated_text

@@ -1,7 +1,8 @@
-"""The I/O bus (issue 3, part 2): routing, overlap refusal, unclaimed ports, the access log.
+"""The I/O bus: routing, overlap refusal, unclaimed ports, the access log, the strict edge.
 
-Devices here are written in the test, against the protocol the issue fixes exactly:
-``read(port, size) -> int``, ``write(port, size, value)`` and ``location``.
+The devices here are the test helpers' scripted ones (tests/support.py), written against the
+device protocol alone: ``read(port, size) -> int``, ``write(port, size, value)`` and
+``location``.
 Unclaimed ports behave like Xen's null handler / a PCI master abort: reads return all ones
 for the access size, writes are dropped (IO_EXITS.md §3 and §7.11).
 """
@@ -9,54 +10,24 @@ for the access size, writes are dropped (IO_EXITS.md §3 and §7.11).
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import Refusing, Scripted
 
 from hvmio_lab import AtaDisk, Bus, BusError, DeviceError, Machine, PmTimer, PostPort, Uart16550
-
-
-class Recorder:
-    """A test device: remembers every call and answers reads with a per-port value."""
-
-    def __init__(self, name="recorder", location="hypervisor", answer=0x5A):
-        self.name = name
-        self.location = location
-        self.answer = answer
-        self.calls = []
-
-    def read(self, port, size):
-        self.calls.append(("read", port, size))
-        return self.answer
-
-    def write(self, port, size, value):
-        self.calls.append(("write", port, size, value))
-
-
-class Refuser:
-    """A device that refuses every access, as a device with an unsupported size does."""
-
-    location = "device-model"
-    name = "refuser"
-
-    def read(self, port, size):
-        raise DeviceError(f"refused {size}-byte read of {port:#x}")
-
-    def write(self, port, size, value):
-        raise DeviceError(f"refused {size}-byte write of {port:#x}")
-
 
 # ---------------------------------------------------------------- routing
 
 
 def test_accesses_reach_the_device_that_claims_the_port_with_the_exact_arguments():
     bus = Bus()
-    low, high = Recorder("low", answer=0x11), Recorder("high", answer=0x22)
+    low, high = Scripted(name="low", then=0x11), Scripted(name="high", then=0x22)
     bus.attach(range(0x100, 0x104), low)
     bus.attach(range(0x200, 0x208), high)
     assert bus.read(0x102, 1) == 0x11
     assert bus.read(0x207, 1) == 0x22
     bus.write(0x100, 2, 0xBEEF)
     bus.write(0x204, 4, 0xCAFEF00D)
-    assert low.calls == [("read", 0x102, 1), ("write", 0x100, 2, 0xBEEF)]
-    assert high.calls == [("read", 0x207, 1), ("write", 0x204, 4, 0xCAFEF00D)]
+    assert low.log == [("in", 0x102, 1, 0x11), ("out", 0x100, 2, 0xBEEF)]
+    assert high.log == [("in", 0x207, 1, 0x22), ("out", 0x204, 4, 0xCAFEF00D)]
     assert bus.device_at(0x103) is low
     assert bus.device_at(0x104) is None
     assert bus.devices == {"low": low, "high": high}
@@ -64,22 +35,22 @@ def test_accesses_reach_the_device_that_claims_the_port_with_the_exact_arguments
 
 def test_the_first_port_of_an_access_decides_the_device():
     bus = Bus()
-    dev = Recorder()
+    dev = Scripted(then=0x5A)
     bus.attach(range(0x60, 0x62), dev)
     assert bus.read(0x61, 4) == 0x5A  # runs past the range, but starts inside it
-    assert dev.calls == [("read", 0x61, 4)]
+    assert dev.reads == [(0x61, 4)]
     assert bus.read(0x5F, 4) == 0xFFFF_FFFF  # starts before the range: unclaimed
-    assert dev.calls == [("read", 0x61, 4)]
+    assert dev.reads == [(0x61, 4)]
 
 
 def test_a_device_gets_and_returns_only_size_bytes():
     # An `outb` carries one byte, not all of RAX (Hyperlight's garbled serial output).
     bus = Bus()
-    dev = Recorder(answer=0x1234_5678_9ABC)
+    dev = Scripted(then=0x1234_5678_9ABC)
     bus.attach(range(0x10, 0x11), dev)
     bus.write(0x10, 1, 0x1122_3344)
     bus.write(0x10, 2, 0x1122_3344)
-    assert dev.calls == [("write", 0x10, 1, 0x44), ("write", 0x10, 2, 0x3344)]
+    assert dev.writes == [(0x10, 1, 0x44), (0x10, 2, 0x3344)]
     assert bus.read(0x10, 1) == 0xBC
     assert bus.read(0x10, 2) == 0x9ABC
     assert bus.read(0x10, 4) == 0x5678_9ABC
@@ -87,8 +58,8 @@ def test_a_device_gets_and_returns_only_size_bytes():
 
 def test_claimed_accesses_are_logged_with_device_and_location():
     bus = Bus()
-    bus.attach(range(0x10, 0x11), Recorder("hv", "hypervisor", answer=3))
-    bus.attach(range(0x20, 0x21), Recorder("dm", "device-model"))
+    bus.attach(range(0x10, 0x11), Scripted(name="hv", location="hypervisor", then=3))
+    bus.attach(range(0x20, 0x21), Scripted(name="dm", location="device-model"))
     bus.read(0x10, 1)
     bus.write(0x20, 2, 0x1234)
     assert [(e.port, e.size, e.is_in, e.value, e.device, e.location) for e in bus.log] == [
@@ -99,18 +70,18 @@ def test_claimed_accesses_are_logged_with_device_and_location():
 
 def test_recording_off_keeps_claimed_accesses_out_of_the_log():
     bus = Bus()
-    dev = Recorder()
+    dev = Scripted(then=0x5A)
     bus.attach(range(0x10, 0x11), dev)
     bus.recording = False
     assert bus.read(0x10, 1) == 0x5A
     bus.write(0x10, 1, 1)
     assert bus.log == []
-    assert len(dev.calls) == 2  # the device still did the work
+    assert len(dev.log) == 2  # the device still did the work
 
 
 def test_a_refused_access_propagates_and_is_not_logged():
     bus = Bus()
-    bus.attach(range(0x30, 0x32), Refuser())
+    bus.attach(range(0x30, 0x32), Refusing("device-model"))
     with pytest.raises(DeviceError):
         bus.read(0x30, 2)
     with pytest.raises(DeviceError):
@@ -123,11 +94,11 @@ def test_a_refused_access_propagates_and_is_not_logged():
 
 def test_overlapping_ranges_are_refused_naming_both_devices():
     bus = Bus()
-    first = Recorder("first-device")
+    first = Scripted(name="first-device")
     bus.attach(range(0x100, 0x108), first)
     for ports in (range(0x107, 0x10A), range(0xF0, 0x101), range(0x102, 0x104), range(0, 0x200)):
         with pytest.raises(BusError) as refused:
-            bus.attach(ports, Recorder("second-device"))
+            bus.attach(ports, Scripted(name="second-device"))
         message = str(refused.value)
         assert "first-device" in message and "second-device" in message
     # the refusal left the bus as it was: no port of a refused range was claimed
@@ -137,9 +108,9 @@ def test_overlapping_ranges_are_refused_naming_both_devices():
 
 def test_adjacent_ranges_are_fine():
     bus = Bus()
-    bus.attach(range(0x100, 0x108), Recorder("a"))
-    bus.attach(range(0x108, 0x110), Recorder("b"))
-    bus.attach(range(0xF8, 0x100), Recorder("c"))
+    bus.attach(range(0x100, 0x108), Scripted(name="a"))
+    bus.attach(range(0x108, 0x110), Scripted(name="b"))
+    bus.attach(range(0xF8, 0x100), Scripted(name="c"))
     assert [bus.device_at(p).name for p in (0xFF, 0x100, 0x107, 0x108)] == ["c", "a", "a", "b"]
 
 
@@ -163,7 +134,7 @@ def test_a_device_without_a_location_is_refused():
     with pytest.raises(BusError, match="location"):
         bus.attach(range(0x10, 0x11), NoLocation())
     with pytest.raises(BusError, match="location"):
-        bus.attach(range(0x10, 0x11), Recorder(location="kernel"))
+        bus.attach(range(0x10, 0x11), Scripted(location="kernel"))
     assert bus.device_at(0x10) is None
 
 
@@ -175,12 +146,12 @@ def test_a_device_without_the_protocol_is_refused():
 @pytest.mark.parametrize("ports", [range(0x10, 0x10), range(0x10, 0x20, 2), range(0xFFFF, 0x10001)])
 def test_bad_port_ranges_are_refused(ports):
     with pytest.raises(BusError):
-        Bus().attach(ports, Recorder())
+        Bus().attach(ports, Scripted())
 
 
 def test_a_range_must_be_a_range():
     with pytest.raises(BusError):
-        Bus().attach([0x10, 0x11], Recorder())
+        Bus().attach([0x10, 0x11], Scripted())
 
 
 # ---------------------------------------------------------------- unclaimed ports
@@ -197,10 +168,10 @@ def test_unclaimed_reads_return_all_ones_for_the_size(size, ones):
 
 def test_unclaimed_writes_are_dropped_and_logged():
     bus = Bus()
-    dev = Recorder()
+    dev = Scripted()
     bus.attach(range(0x10, 0x11), dev)
     bus.write(0x11, 1, 0x42)
-    assert dev.calls == []
+    assert dev.log == []
     (event,) = bus.log
     assert (event.port, event.size, event.is_in, event.value, event.device) == (
         0x11, 1, False, 0x42, "unclaimed",
@@ -208,12 +179,82 @@ def test_unclaimed_writes_are_dropped_and_logged():
     assert "unclaimed" in str(event)
 
 
-def test_unclaimed_accesses_are_logged_even_with_recording_off():
+def test_nothing_is_logged_with_recording_off_not_even_unclaimed_ports():
     bus = Bus()
     bus.recording = False
-    bus.read(0x1234, 4)
+    assert bus.read(0x1234, 4) == 0xFFFF_FFFF
     bus.write(0x1234, 1, 0)
-    assert [e.device for e in bus.log] == ["unclaimed", "unclaimed"]
+    assert bus.read_many(0x1234, 1, 3) == b"\xff\xff\xff"
+    assert bus.log == []
+    bus.recording = True
+    bus.read(0x1234, 2)
+    assert [e.device for e in bus.log] == ["unclaimed"]
+
+
+@pytest.mark.parametrize(("port", "size", "named"), [
+    (-1, 3, "1, 2 or 4 bytes, got size 3"), (-1, 1, "0..0xffff, got -1"),
+    (0x10000, 1, "got 65536"), (0x60, 8, "got size 8"), (0x60, True, "got size True"),
+    (0x60, 2.0, "got size 2.0"),
+])  # fmt: skip
+def test_the_bus_refuses_accesses_no_cpu_can_make(port, size, named):
+    bus = Bus()
+    bus.attach(range(0x60, 0x61), device := Scripted())
+    with pytest.raises(BusError, match=named):
+        bus.read(port, size)
+    with pytest.raises(BusError, match=named):
+        bus.write(port, size, 0)
+    assert bus.log == [] and device.log == []
+
+
+def test_attach_all_is_all_or_nothing():
+    bus = Bus()
+    bus.attach(range(0x3F6, 0x3F7), Scripted(name="control"))
+    with pytest.raises(BusError, match="0x3f6"):
+        bus.attach_all(((range(0x1F0, 0x1F8), Scripted(name="a")),
+                        (range(0x3F6, 0x3F7), Scripted(name="b"))))  # fmt: skip
+    assert bus.device_at(0x1F0) is None and set(bus.devices) == {"control"}
+    with pytest.raises(BusError, match="already claimed"):  # two claims of one batch clash
+        bus.attach_all(((range(0x10, 0x12), Scripted(name="c")),
+                        (range(0x11, 0x13), Scripted(name="d"))))  # fmt: skip
+    assert bus.device_at(0x10) is None
+
+
+def test_ata_attach_to_is_all_or_nothing():
+    """Before: 0x1F0–0x1F7 stayed attached when 0x3F6 was taken."""
+    bus = Bus()
+    bus.attach(range(0x3F6, 0x3F7), Scripted(name="floppy-dir"))
+    with pytest.raises(BusError, match="0x3f6"):
+        AtaDisk(bytes(512)).attach_to(bus)
+    assert all(bus.device_at(p) is None for p in range(0x1F0, 0x1F8))
+
+
+def test_attach_pc_is_all_or_nothing():
+    """A PM-timer port that clashes with the UART used to leave the timer attached."""
+    from hvmio_lab.devices import attach_pc
+
+    machine = Machine(64)
+    with pytest.raises(BusError, match="already claimed"):
+        attach_pc(machine, pm_timer_port=0x3F6)
+    assert machine.bus.devices == {}
+
+
+def test_read_many_equals_single_reads_and_keeps_what_came_before_a_refusal():
+    from hvmio_lab.devices.bus import PartialRead
+
+    class Tired(Scripted):
+        def read(self, port, size):
+            if len(self.log) == 2:
+                raise DeviceError("tired")
+            return super().read(port, size) + len(self.log)
+
+    for recording in (True, False):
+        bus = Bus()
+        bus.recording = recording
+        bus.attach(range(0x60, 0x61), Tired(then=0x1230))
+        with pytest.raises(PartialRead) as caught:
+            bus.read_many(0x60, 2, 5)
+        assert caught.value.data == bytes.fromhex("3112 3212")
+        assert len(bus.log) == (2 if recording else 0)
 
 
 @given(
@@ -222,7 +263,7 @@ def test_unclaimed_accesses_are_logged_even_with_recording_off():
 )
 def test_any_unclaimed_port_reads_all_ones(port, size):
     bus = Bus()
-    bus.attach(range(0x3F8, 0x400), Recorder())
+    bus.attach(range(0x3F8, 0x400), Scripted())
     assert bus.read(port, size) == (1 << (8 * size)) - 1
 
 

@@ -115,3 +115,15 @@ def test_practice_without_busy_polls_counts_like_uart_hello():
         if "always empty" in q.prompt:
             message = ast.literal_eval(q.prompt.split(", ")[0].removeprefix("message "))
             assert int(q.answer) == 2 * len(message) + 1
+
+
+def test_importing_the_checks_loads_no_guest():
+    """The texts that quote uart_hello are made when first read, not on import."""
+    import subprocess
+    import sys
+
+    code = ("import hvmio_lab.checks as c; from hvmio_lab.checks import ch01; "
+            "print(ch01.hello.cache_info().currsize); c.EXERCISES['01_1'].question; "
+            "print(ch01.hello.cache_info().currsize)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "1"]

@@ -1,5 +1,6 @@
 """The hvmio-lab command: field tables out, one-line errors and status 2 for bad input."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -108,3 +109,25 @@ def test_console_script_end_to_end():
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert bad.returncode == 2 and bad.stdout == ""
     assert len(bad.stderr.splitlines()) == 1 and "size" in bad.stderr
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0
+    from importlib.metadata import version
+
+    assert out.split() == ["hvmio-lab", version("hvmio_lab")]  # what pip installed, not __init__
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1", "cp437"])
+def test_a_terminal_that_cannot_show_unicode_gets_ascii_not_a_traceback(encoding):
+    exe = str(SCRIPT) if SCRIPT.exists() else shutil.which("hvmio-lab")
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    ok = subprocess.run([exe, "decode", "svm", "0x1f480241", "--rip", "0x1000", "--next-rip",
+                         "0x1001"], capture_output=True, env=env, timeout=60)  # fmt: skip
+    assert ok.returncode == 0 and ok.stderr == b"", ok.stderr
+    assert b"RIP:      0x1000 -> resume at 0x1001" in ok.stdout  # → spelled in ASCII
+    bad = subprocess.run([exe, "decode", "svm", "0x1f480241", "--rip", "5", "--next-rip", "5"],
+                         capture_output=True, env=env, timeout=60)  # fmt: skip
+    assert bad.returncode == 2 and bad.stdout == b""
+    assert bad.stderr.count(b"\n") == 1 and b"EXITINFO2 - RIP" in bad.stderr  # − spelled too

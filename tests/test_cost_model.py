@@ -285,3 +285,57 @@ def test_bench_ratios_are_fast_over_emulate_time_per_exit():
     ratios = timing.bench_ratios(bench)
     assert ratios["model-only"] == {"svm": 0.5, "vmx": 0.5}
     assert ratios["unicorn"]["svm"] == pytest.approx(0.8)
+
+
+# -- the model against the JSON's own numbers, by Amdahl's law (IO_EXITS.md §1 and §6) -------
+
+
+def _amdahl(stages: dict, mix: dict, guest: float) -> tuple[float, float]:
+    """Cycles per exit (fast, emulate), worked out here from the raw stage costs: every exit
+    pays exit/entry, the record read, the writeback and its device (the handler in the
+    hypervisor, or the round trip to the device model); the emulator also pays fetch and
+    decode on every exit, the fast path only on the string exits it declines."""
+    device = ((mix["hypervisor"] + mix["hypervisor_string"]) * stages["device_handler"]
+              + (mix["device_model"] + mix["device_model_string"])
+              * stages["device_model_round_trip"])  # fmt: skip
+    common = stages["exit_entry"] + stages["record_read"] + stages["writeback"] + device
+    string = mix["hypervisor_string"] + mix["device_model_string"]
+    saved = stages["fetch"] + stages["decode"]
+    return common + string * saved + guest, common + saved + guest
+
+
+@pytest.mark.parametrize("profile", ["amd-k8-2010", "modern-nested"])
+def test_predict_follows_amdahl_from_the_raw_json(profile):
+    raw = json.loads(timing.COST_MODELS.read_text())  # the file, not the loader
+    data = raw["profiles"][profile]
+    stages = {name: q["value"] for name, q in data["stages"].items()}
+    for name, workload in raw["workloads"].items():
+        mix = workload["mix"]["value"]
+        if "exit_rate_hz" in workload:  # the guest's work fills the period the rate leaves
+            period = data["clock_hz"]["value"] / workload["exit_rate_hz"]["value"]
+            guest = period - _amdahl(stages, mix, 0)[1]
+        else:
+            guest = workload["guest_cycles"]["value"]
+        fast, emulate = _amdahl(stages, mix, guest)
+        p = timing.predict(profile, name)
+        assert p.cycles["fast"] == pytest.approx(fast), name
+        assert p.cycles["emulate"] == pytest.approx(emulate), name
+        assert p.speedup == pytest.approx(emulate / fast), name
+        assert p.intercept_ratio == pytest.approx((fast - guest) / (emulate - guest)), name
+    if profile == "amd-k8-2010":  # the seed's three results, from the same arithmetic
+        hammer = _amdahl(stages, raw["workloads"]["port_hammer"]["mix"]["value"], 0)
+        assert hammer[0] / hammer[1] == pytest.approx(0.66, abs=0.02)
+        ide = raw["workloads"]["ide_read"]
+        fast, emulate = _amdahl(stages, ide["mix"]["value"], ide["guest_cycles"]["value"])
+        low, high = ide["seed"]["range"]
+        assert low <= emulate / fast - 1 <= high
+
+
+def test_the_shipped_bench_snapshot_loads_and_load_bench_takes_its_path():
+    """Chapter 06 reads the snapshot that ships with the package (data/bench/paths.json),
+    wherever the package is installed; there is no repo-relative default any more."""
+    bench = timing.load_bench(timing.BENCH_SNAPSHOT)
+    assert bench is not None and {"machine", "model_only", "guest"} <= set(bench)
+    assert set(timing.bench_ratios(bench)) == {"model-only", "unicorn"}
+    with pytest.raises(TypeError):
+        timing.load_bench()

@@ -1,4 +1,4 @@
-"""Each device against its spec (issue 3, part 3), driven through the bus as a guest would.
+"""Each device against its spec, driven through the bus as a guest would.
 
 Sources for the expected values (written here, not read back from the code):
 - ACPI PM timer: ACPI 6.5 §4.8.3.3, 3.579545 MHz; 32-bit with TMR_VAL_EXT; Xen returns ~0
@@ -596,3 +596,120 @@ def test_post_port_reads_float_high():
     bus.write(0x80, 1, 0x55)
     assert bus.read(0x80, 1) == 0xFF
     assert post.codes == [0x55]
+
+
+# ---------------------------------------------------------------- the strict edge (issue 12)
+
+
+def test_a_command_while_drq_is_set_is_not_accepted():
+    """ATA/ATAPI-6: the host writes the Command register only with BSY and DRQ clear; QEMU's
+    ide_exec_cmd ignores anything but DEVICE RESET then. Before, IDENTIFY replaced the data."""
+    image = make_image(4)
+    _, bus = _disk(image=image, busy_polls=0)
+    issue_read(bus, 1, 1)
+    first = bus.read(DATA, 2)
+    bus.write(COMMAND, 1, IDENTIFY)  # mid-transfer: ignored
+    bus.write(COMMAND, 1, 0x00)  # NOP would abort; ignored too
+    rest = b"".join(bus.read(DATA, 2).to_bytes(2, "little") for _ in range(255))
+    assert first.to_bytes(2, "little") + rest == image[512:1024]
+    assert bus.read(STATUS, 1) & (BSY | DRQ | ERR) == 0
+
+
+def test_a_command_while_bsy_is_set_is_not_accepted():
+    image = make_image(4)
+    _, bus = _disk(image=image, busy_polls=2)
+    issue_read(bus, 2, 1)
+    bus.write(COMMAND, 1, READ_SECTORS)  # BSY: ignored (even the same command)
+    bus.write(LBA_LO, 1, 0)
+    bus.write(COMMAND, 1, READ_SECTORS)
+    wait_not_busy(bus)
+    assert read_block(bus) == image[1024:1536]
+
+
+def test_srst_still_resets_while_busy():
+    _, bus = _disk(busy_polls=5)
+    issue_read(bus, 0, 1)
+    bus.write(CONTROL, 1, 0x04)
+    bus.write(CONTROL, 1, 0x00)
+    assert bus.read(STATUS, 1) & (BSY | DRQ) == 0
+    bus.write(COMMAND, 1, IDENTIFY)  # accepted again
+    wait_not_busy(bus)
+    assert bus.read(STATUS, 1) & DRQ
+
+
+def test_mixing_16_and_32_bit_data_reads_never_leaves_drq_stuck():
+    """Before: a 4-byte read with one word left returned all ones and left DRQ set forever
+    for a driver reading dwords."""
+    image = make_image(2)
+    _, bus = _disk(image=image, busy_polls=0)
+    issue_read(bus, 0, 1)
+    data = bus.read(DATA, 2).to_bytes(2, "little")  # one word, then dwords only
+    for _ in range(127):
+        data += bus.read(DATA, 4).to_bytes(4, "little")
+    assert data == image[:510]
+    last = bus.read(DATA, 4)
+    assert last & 0xFFFF == int.from_bytes(image[510:512], "little")
+    assert bus.read(STATUS, 1) & (BSY | DRQ) == 0  # the block is over
+
+
+def test_a_negative_busy_poll_count_is_refused():
+    with pytest.raises(DeviceError, match=r"busy_polls .* got -1"):
+        AtaDisk(make_image(1), busy_polls=-1)
+    with pytest.raises(DeviceError, match=r"got 1\.5"):
+        AtaDisk(make_image(1), busy_polls=1.5)
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    widths=st.lists(st.sampled_from([2, 4]), min_size=1, max_size=12),
+    batches=st.lists(st.integers(1, 300), min_size=1, max_size=6),
+    busy=st.integers(0, 2),
+)
+def test_ata_read_many_equals_that_many_single_reads(widths, batches, busy):
+    """The bulk read a `rep insw` takes with recording off, against the per-word model."""
+    image = make_image(3)
+    one, _ = _disk(image=image, busy_polls=busy)
+    many, _ = _disk(image=image, busy_polls=busy)
+    for disk in (one, many):
+        disk.write(DEVICE, 1, 0xE0)
+        disk.write(COUNT, 1, 3)
+        disk.write(LBA_LO, 1, 0)
+        disk.write(COMMAND, 1, READ_SECTORS)
+    for i, n in enumerate(batches):
+        width = widths[i % len(widths)]
+        single = b"".join(one.read(DATA, width).to_bytes(width, "little") for _ in range(n))
+        assert many.read_many(DATA, width, n) == single
+        if i % 2:  # a status poll between batches ends BSY on both
+            assert one.read(STATUS, 1) == many.read(STATUS, 1)
+    assert (one.pos, one.remaining, one.status, one.busy_left) == (
+        many.pos, many.remaining, many.status, many.busy_left)  # fmt: skip
+
+
+def test_uart_ier_bits_7_to_4_read_zero():
+    """PC16550D: IER bits 4–7 are always 0."""
+    _, bus = _uart()
+    bus.write(IER, 1, 0xFF)
+    assert bus.read(IER, 1) == 0x0F
+
+
+@pytest.mark.parametrize(("port", "value", "named"), [
+    (0x3F8, 0x100, "a byte 0..0xff, got 256"), (0x3F8, -1, "got -1"),
+    (0x3F8, 1.0, "got 1.0"), (0x400, 0x41, "got 0x400"),
+])  # fmt: skip
+def test_uart_direct_writes_out_of_range_are_a_device_error(port, value, named):
+    uart = Uart16550()
+    with pytest.raises(DeviceError, match=named):
+        uart.write(port, 1, value)
+    assert uart.output == b"" and uart.regs == Uart16550().regs
+
+
+@pytest.mark.parametrize("ns", [-5, 1.5, True, "0"])
+def test_the_virtual_clock_refuses_a_start_or_a_step_it_cannot_take(ns):
+    from hvmio_lab.errors import InvalidValue
+
+    with pytest.raises(InvalidValue, match=f"got {ns!r}"):
+        VirtualClock(ns)
+    clock = VirtualClock(10)
+    with pytest.raises(InvalidValue, match=f"got {ns!r}"):
+        clock.advance(ns)
+    assert clock.ns == 10

@@ -25,6 +25,7 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import CODE_AT, Refusing, Scripted, machine_with
 from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_MODE_16, UC_MODE_32, UC_MODE_64, Uc
 from unicorn import x86_const as ux
 
@@ -36,38 +37,9 @@ from hvmio_lab.machine import PAGE_SIZE, RFLAGS_DF
 
 os.environ.setdefault("UC_IGNORE_REG_BREAK", "1")
 
-CODE_AT = 0x1000
 MEMORY = 2 << 20
 U64 = (1 << 64) - 1
 ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
-
-
-class Script:
-    """A port device answering reads from a list and keeping writes, in order."""
-
-    name = "script"
-    location = "hypervisor"
-
-    def __init__(self, answers=()):
-        self.answers = list(answers)
-        self.log: list[tuple[str, int, int, int]] = []
-
-    def read(self, port, size):
-        value = self.answers.pop(0) & ONES[size] if self.answers else 0
-        self.log.append(("in", port, size, value))
-        return value
-
-    def write(self, port, size, value):
-        self.log.append(("out", port, size, value))
-
-
-def machine_with(code: bytes, mode: int = 64, **regs: int) -> Machine:
-    machine = Machine(mode)
-    machine.memory.write(CODE_AT, code)
-    machine.cpu.rip = CODE_AT
-    for name, value in regs.items():
-        setattr(machine.cpu, name, value)
-    return machine
 
 
 def run_to_completion(machine: Machine, limit: int = 10_000) -> list[Execution]:
@@ -147,7 +119,7 @@ def run_ours(mode, code, regs, rflags, segments, memory, answers):
             machine.cpu.set_segment(name, 0, value)
     machine.cpu.rflags = rflags
     machine.cpu.rip = code_at(mode)
-    device = Script(answers)
+    device = Scripted(answers)
     insn = decode_instruction(code, mode)
     port = insn.port if insn.immediate else regs["rdx"] & 0xFFFF
     machine.bus.attach(range(port, port + 1), device)
@@ -278,7 +250,7 @@ def test_in_merges_8_and_16_bit_and_zero_extends_32_bit():
         (b"\xed", 4, 0x0000_0000_1234_A55A),
     ]:
         machine = machine_with(code, rax=U64, rdx=0x60)
-        machine.bus.attach(range(0x60, 0x61), Script([0x1234_A55A]))
+        machine.bus.attach(range(0x60, 0x61), Scripted([0x1234_A55A]))
         run = emulate(machine)
         assert machine.cpu.rax == expected
         assert run.values == (0x1234_A55A & ONES[size],) and run.done and run.elements == 1
@@ -286,7 +258,7 @@ def test_in_merges_8_and_16_bit_and_zero_extends_32_bit():
 
 def test_out_sends_only_size_bytes_and_an_unclaimed_in_reads_all_ones():
     machine = machine_with(b"\xe6\x80\xec", rax=0x1122_3344_5566_7788, rdx=0xABCD_0071)
-    post = Script()
+    post = Scripted()
     machine.bus.attach(range(0x80, 0x81), post)
     emulate(machine)
     assert post.log == [("out", 0x80, 1, 0x88)]
@@ -306,7 +278,7 @@ def test_ip_wraps_at_16_bits_in_16_bit_mode():
 def test_rep_insw_fills_a_buffer_in_page_bounded_batches():
     data = list(range(0x100, 0x100 + 3000))
     machine = machine_with(b"\xf3\x66\x6d", rcx=3000, rdx=0x1F0, rdi=0x8800)
-    machine.bus.attach(range(0x1F0, 0x1F1), Script(data))
+    machine.bus.attach(range(0x1F0, 0x1F1), Scripted(data))
     runs = run_to_completion(machine)
     assert [run.elements for run in runs] == [1024, 1976]  # 0x8800..0x9000, then 0x9000..
     assert (
@@ -317,7 +289,7 @@ def test_rep_insw_fills_a_buffer_in_page_bounded_batches():
 
 def test_df_1_runs_backwards_and_stops_at_the_start_of_the_page():
     machine = machine_with(b"\xf3\x6d", 32, rcx=5, rdx=0x60, rdi=0x9004, rflags=0x2 | RFLAGS_DF)
-    machine.bus.attach(range(0x60, 0x61), Script([0xA, 0xB, 0xC, 0xD, 0xE]))
+    machine.bus.attach(range(0x60, 0x61), Scripted([0xA, 0xB, 0xC, 0xD, 0xE]))
     first = emulate(machine)
     assert first.elements == 2 and not first.done  # 0x9004 and 0x9000, then the page ends
     assert machine.cpu.rdi == 0x8FFC and machine.cpu.rcx == 3 and machine.cpu.rip == CODE_AT
@@ -329,7 +301,7 @@ def test_df_1_runs_backwards_and_stops_at_the_start_of_the_page():
 
 def test_an_element_straddling_two_pages_is_a_batch_of_its_own():
     machine = machine_with(b"\xf3\x66\x6d", rcx=3, rdx=0x60, rdi=0x8FFF)
-    machine.bus.attach(range(0x60, 0x61), Script([0x1122, 0x3344, 0x5566]))
+    machine.bus.attach(range(0x60, 0x61), Scripted([0x1122, 0x3344, 0x5566]))
     assert [run.elements for run in run_to_completion(machine)] == [1, 2]
     assert machine.memory.read(0x8FFF, 6) == bytes.fromhex("2211 4433 6655")
 
@@ -337,7 +309,7 @@ def test_an_element_straddling_two_pages_is_a_batch_of_its_own():
 def test_16_bit_wrap_keeps_the_upper_bits_and_wraps_the_offset():
     machine = machine_with(b"\xf3\x6d", 16, rcx=0xBEEF_0003, rdx=0x60, rdi=0xDEAD_FFFE)
     machine.load_segment("ES", 0x2000)
-    machine.bus.attach(range(0x60, 0x61), Script([0x1111, 0x2222, 0x3333]))
+    machine.bus.attach(range(0x60, 0x61), Scripted([0x1111, 0x2222, 0x3333]))
     runs = run_to_completion(machine)
     assert [run.elements for run in runs] == [1, 2]  # the wrap ends a batch
     assert machine.cpu.rdi == 0xDEAD_0004 and machine.cpu.rcx == 0xBEEF_0000
@@ -349,7 +321,7 @@ def test_32_bit_address_size_in_64_bit_mode_zero_extends_rsi_and_rcx():
     machine = machine_with(
         b"\x67\xf3\x6e", rcx=0xFFFF_FFFF_0000_0002, rdx=0x80, rsi=0xDEAD_0000_0000_8000
     )
-    post = Script()
+    post = Scripted()
     machine.bus.attach(range(0x80, 0x81), post)
     machine.memory.write(0x8000, b"hi")
     run_to_completion(machine)
@@ -361,7 +333,7 @@ def test_zero_count_only_advances_rip():
     machine = machine_with(
         b"\x67\xf3\x6c", rcx=0xFFFF_FFFF_0000_0000, rdx=0x3F8, rdi=0x7777_0000_0000_9000
     )
-    machine.bus.attach(range(0x3F8, 0x3F9), device := Script([1]))
+    machine.bus.attach(range(0x3F8, 0x3F9), device := Scripted([1]))
     before = machine.snapshot()
     run = emulate(machine)
     assert run.done and run.elements == 0 and run.values == ()
@@ -376,7 +348,7 @@ def test_zero_count_only_advances_rip():
 )
 def test_a_huge_count_never_hangs(mode, code, rcx):
     machine = machine_with(code, mode, rcx=rcx, rdx=0x60, rdi=0x9000)
-    machine.bus.attach(range(0x60, 0x61), Script())
+    machine.bus.attach(range(0x60, 0x61), Scripted())
     start = time.perf_counter()
     run = emulate(machine)
     assert time.perf_counter() - start < 1.0
@@ -428,7 +400,7 @@ def test_outs_from_a_missing_page_sends_nothing():
 
 def test_a_straddling_element_faults_on_its_second_page():
     machine = machine_with(b"\x66\x6d", rdx=0x60, rdi=0x8FFF)
-    machine.bus.attach(range(0x60, 0x61), device := Script([0x1234]))
+    machine.bus.attach(range(0x60, 0x61), device := Scripted([0x1234]))
     machine.memory.set_present(0x9000, False)
     run = emulate(machine)
     assert run.fault is not None and run.fault.address == 0x9000 and device.log == []
@@ -442,7 +414,7 @@ def test_a_device_error_propagates_with_rip_unchanged():
 
 
 def test_a_device_error_mid_batch_commits_the_elements_done():
-    class Tired(Script):
+    class Tired(Scripted):
         def read(self, port, size):
             if len(self.log) == 2:
                 raise DeviceError("tired")
@@ -526,7 +498,7 @@ def test_batch_elements(linear, pointer, count, size, asize, down, expected):
 
 def test_execute_takes_a_decoded_instruction_and_describes_itself():
     machine = machine_with(b"", 32, rcx=2, rdx=0x60, rdi=0x9000)
-    machine.bus.attach(range(0x60, 0x61), Script([0x41, 0x42]))
+    machine.bus.attach(range(0x60, 0x61), Scripted([0x41, 0x42]))
     run = execute(machine, decode_instruction(b"\xf3\x6c", 32))
     assert str(run) == "rep insb byte ptr es:[edi], dx: 2 elements [41 42], done, RIP advanced"
     assert run.access.string and run.access.rep and run.access.address_size == 32
@@ -536,7 +508,7 @@ def test_recording_off_gives_the_same_machine():
     results = []
     for recording in (True, False):
         machine = machine_with(b"\xf3\x66\x6d", rcx=300, rdx=0x60, rdi=0x8F00)
-        machine.bus.attach(range(0x60, 0x61), Script(range(300)))
+        machine.bus.attach(range(0x60, 0x61), Scripted(range(300)))
         machine.bus.recording = recording
         run_to_completion(machine)
         results.append(
@@ -557,12 +529,7 @@ def test_a_refused_first_element_changes_no_register():
     assert not machine.diff(before)  # no zero extension of RDI/RCX either
 
 
-class Refusing(Script):
-    def read(self, port, size):
-        raise DeviceError(f"refusing {size}-byte read of {port:#x}")
-
-
-class Wide(Script):
+class Wide(Scripted):
     """A sloppy device returning more bits than asked: the bus masks, and so must we."""
 
     def read(self, port, size):
@@ -592,7 +559,7 @@ def test_the_chapter_04_answers_are_what_the_emulator_does():
     from hvmio_lab.checks import ch04
 
     machine = machine_with(b"\xf3\x6d", 16, rcx=5, rdx=0x60, rdi=0x0004, rflags=0x2 | RFLAGS_DF)
-    machine.bus.attach(range(0x60, 0x61), Script(range(5)))
+    machine.bus.attach(range(0x60, 0x61), Scripted(range(5)))
     runs = run_to_completion(machine)
     assert (machine.cpu.rdi, machine.cpu.rcx) == (ch04.DI_04_2, ch04.CX_04_2)
     assert [run.elements for run in runs] == [3, 2]  # the wrap ends the first batch
@@ -601,3 +568,90 @@ def test_the_chapter_04_answers_are_what_the_emulator_does():
     assert ch04.ex_04_1.judge(insn.text, insn.address_size).ok
     practice = ch04.practice_04(seed=4, n=5)
     assert all(practice.judge(i, q.answer).ok for i, q in enumerate(practice.questions, 1))
+
+
+# ---------------------------------------------------------------- REP batches and the 16-bit wrap
+
+
+def test_batch_ends_where_a_16_bit_pointer_wraps_even_mid_page():
+    # ES base 0x20010 (selector 0x2001): DI = 0xFFFE is linear 0x3000E, mid-page, yet only two
+    # elements fit before DI wraps to 0 (linear 0x20010), so the batch must stop there.
+    assert batch_elements(0x3000E, 0xFFFE, 10, 1, 16, False) == 2
+    assert batch_elements(0x3000C, 0xFFFC, 10, 2, 16, False) == 2
+    assert batch_elements(0x20015, 0x0005, 10, 1, 16, True) == 6  # down to DI = 0, then wrap
+
+
+@pytest.mark.parametrize(("code", "di", "rflags"), [
+    pytest.param(b"\xf3\x6c", 0xFFFE, 0x2, id="rep-insb-up"),  # upwards across the wrap
+    pytest.param(b"\xf3\x6d", 0xFFFC, 0x2, id="rep-insw-up"),
+    pytest.param(b"\xf3\x6c", 0x0001, 0x402, id="rep-insb-down"),  # DF = 1, down across it
+])  # fmt: skip
+def test_a_16_bit_rep_ins_wraps_like_unicorn_with_an_unaligned_segment(code, di, rflags):
+    regs = {"rax": 0, "rcx": 6, "rdx": 0x60, "rsi": 0, "rdi": di}
+    segments = {"ES": 0x2001, "SS": 0x3000, "DS": 0x3000, "FS": 0x3000, "GS": 0x3000}
+    memory = bytearray(2 << 20)
+    answers = list(range(0xA1, 0xA7))
+    ours = run_ours(16, code, regs, rflags, segments, memory, answers)
+    theirs = run_unicorn(16, code, regs, rflags, segments, memory, answers)
+    theirs[0]["rip"] &= 0xFFFF
+    assert ours[0] == theirs[0] and ours[2] == theirs[2]
+    assert ours[1] == theirs[1]  # the bytes landed at the same places
+    assert ours[0]["rcx"] == 0
+
+
+# ---------------------------------------------------------------- FS/GS bases, REP count 0, #PF
+
+
+@pytest.mark.parametrize(("prefix", "segment"), [(0x64, "FS"), (0x65, "GS")], ids=["fs", "gs"])
+def test_outs_reads_through_the_fs_or_gs_base_in_64_bit_mode(prefix, segment):
+    """In 64-bit mode FS and GS keep their bases (SDM Vol. 1 §3.4.4): `rep outsb fs:[rsi]`
+    reads base + RSI. unicorn runs the same bytes as the oracle."""
+    code = bytes([prefix, 0xF3, 0x6E])
+    regs = {"rax": 0, "rcx": 3, "rdx": 0x80, "rsi": 0x0100, "rdi": 0}
+    memory = bytearray(2 << 20)
+    memory[0x5100:0x5103] = b"fs!"  # base + RSI
+    memory[0x0100:0x0103] = b"ds?"  # RSI alone: what a flat reading would send
+    bases = {"FS": 0, "GS": 0, segment: 0x5000}
+    ours = run_ours(64, code, regs, 0x2, bases, memory, [])
+    theirs = run_unicorn(64, code, regs, 0x2, bases, memory, [])
+    assert [value for *_, value in ours[2]] == list(b"fs!")
+    assert ours[2] == theirs[2] and ours[0] == theirs[0]
+
+
+
+def test_the_emulator_reports_only_the_byte_an_out_al_sends():
+    machine = machine_with(b"\xee")  # out dx, al
+    machine.cpu.rax, machine.cpu.rdx = 0x1122_3344_5566_7788, 0x40
+    machine.bus.attach(range(0x40, 0x41), device := Scripted())
+    run = emulate(machine)
+    assert run.values == (0x88,) and device.writes == [(0x40, 1, 0x88)]
+
+
+# ------------------------------------------------------- one linear(), with the 64-bit rule
+
+
+@pytest.mark.parametrize("segment", ["ES", "CS", "SS", "DS"])
+def test_machine_linear_ignores_es_cs_ss_ds_bases_in_64_bit_mode(segment):
+    """SDM Vol. 1 §3.4.2.1: in 64-bit mode these bases are treated as 0, whatever a vCPU
+    reports; FS and GS keep theirs. One rule, in Machine.linear, for every path."""
+    machine = Machine(64)
+    machine.cpu.set_segment(segment, 0x10, 0x5000)
+    machine.cpu.set_segment("FS", 0x18, 0x7000)
+    assert machine.linear(segment, 0x1234) == 0x1234
+    assert machine.linear("FS", 0x1234) == 0x8234
+    real = Machine(16)
+    real.load_segment(segment, 0x100)
+    assert real.linear(segment, 0x10) == 0x1010  # selector × 16 + offset
+
+
+def test_the_silicon_and_the_emulator_fetch_at_the_same_place_with_a_cs_base_in_64_bit_mode():
+    """Before, hardware.py fetched at CS.base + RIP through Machine.linear while the emulator
+    used its own flat rule: a vCPU reporting a true CS base split them."""
+    from hvmio_lab.hardware import intercept
+
+    machine = machine_with(b"\xec", rdx=0x60)  # in al, dx
+    machine.cpu.set_segment("CS", 0x10, 0x5000)
+    machine.memory.write(0x5000 + CODE_AT, b"\x90")  # a NOP where a based fetch would land
+    machine.bus.attach(range(0x60, 0x61), Scripted([0x5A]))
+    assert intercept(machine, "svm").access().port == 0x60
+    assert emulate(machine).done and machine.cpu.rax & 0xFF == 0x5A

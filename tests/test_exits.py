@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hvmio_lab import EXITINFO1, ExitInfoError, IoAccess, SvmIoExit, VmxIoExit
+from hvmio_lab.exits import access_from_exitinfo1, access_from_qualification
 from hvmio_lab.fields import SEGMENTS
 
 U64 = (1 << 64) - 1
@@ -265,7 +266,9 @@ def test_svm_to_vmx_to_svm_is_lossless_for_shared_fields(access, rip, length, im
 @given(vmx_accesses(), st.integers(0, U64 - 15), st.integers(1, 15))
 def test_vmx_to_svm_to_vmx_is_lossless_for_shared_fields(access, rip, length):
     vmx = VmxIoExit.from_access(access, rip, length)
-    svm = vmx.to_svm(address_size=access.address_size or 64, segment=access.segment)
+    outs = access.string and not access.is_in
+    segment = access.segment or ("DS" if outs else None)  # an OUTS segment is never guessed
+    svm = vmx.to_svm(address_size=access.address_size or 64, segment=segment)
     assert shared(svm.access()) == shared(access)
     assert svm.instruction_length == length
     again = svm.to_vmx(immediate=access.immediate)
@@ -302,3 +305,61 @@ def test_an_immediate_port_must_fit_its_imm8():
     assert ok.access().port == 0xFF and ok.access().immediate
     with pytest.raises(ExitInfoError, match=r"port.*imm8.*0x100"):
         VmxIoExit((0x100 << 16) | (1 << 6) | 0x8, 2, 0x1000).access()
+
+
+# -- the strict edge (issue 12): each of these was accepted before -------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"size": True}, "size must be 1, 2 or 4 bytes, got True"),
+        ({"size": 2.0}, "size must be 1, 2 or 4 bytes, got 2.0"),
+        ({"is_in": "no"}, "is_in must be True or False, got 'no'"),
+        ({"is_in": 1}, "is_in must be True or False, got 1"),
+        ({"string": 0}, "string must be True or False, got 0"),
+        ({"rep": None}, "rep must be True or False, got None"),
+        ({"immediate": 1}, "immediate must be True, False or None, got 1"),
+    ],
+)
+def test_io_access_refuses_values_that_only_look_right(kwargs, named):
+    """``'no'`` is truthy and ``True == 1``: accepting them would read 'no' as IN."""
+    fields = {"port": 0x60, "size": 1, "is_in": True, **kwargs}
+    with pytest.raises(ExitInfoError, match=named):
+        IoAccess(**fields)
+
+
+def test_svm_from_access_refuses_an_instruction_longer_than_15_bytes():
+    access = IoAccess(0x60, 1, True)
+    with pytest.raises(ExitInfoError, match=r"1\.\.15 bytes, got 100"):
+        SvmIoExit.from_access(access, 0, 100, address_size=64)
+    with pytest.raises(ExitInfoError, match=r"1\.\.15 bytes, got 0"):
+        SvmIoExit.from_access(access, 0x1000, 0x1000, address_size=64)
+    assert SvmIoExit.from_access(access, 0, 15, address_size=64).instruction_length == 15
+
+
+def test_vmx_to_svm_asks_for_the_segment_of_an_outs_without_instruction_information():
+    """OUTS reads DS:[rSI] unless overridden (SDM), so ES would be a wrong guess; INS always
+    writes ES:[rDI], so it needs nothing."""
+    outs = VmxIoExit(0x3F80030, 2, RIP)  # rep outsb to 0x3F8, no instruction-information
+    with pytest.raises(ExitInfoError, match=r"SEG .* OUTS is unknown"):
+        outs.to_svm(address_size=64)
+    assert outs.to_svm(address_size=64, segment="FS").access().segment == "FS"
+    ins = VmxIoExit(0x3F80038, 2, RIP)  # rep insb
+    assert ins.to_svm(address_size=64).access().segment == "ES"
+
+
+def test_a_bare_exitinfo1_or_qualification_decodes_without_a_fake_record():
+    # IO_EXITS.md §2: 0x1F480241 is a 32-bit IN (bit 6) from 0x1F48 with A64 (bit 9); 0x600048 is
+    # in al, 0x60 (size−1 = 0, IN, immediate).
+    assert access_from_exitinfo1(0x1F480241) == IoAccess(0x1F48, 4, True, False, False, 64)
+    assert access_from_qualification(0x600048) == IoAccess(0x60, 1, True, immediate=True)
+    outsb = access_from_qualification(0x3F80030, (1 << 7) | (3 << 15))
+    assert (outsb.address_size, outsb.segment, outsb.rep) == (32, "DS", True)
+    for bad in (1.0, True, "0x1f480241"):
+        with pytest.raises(ExitInfoError, match="must be an integer"):
+            access_from_exitinfo1(bad)
+        with pytest.raises(ExitInfoError, match="must be an integer"):
+            access_from_qualification(bad)
+    with pytest.raises(ExitInfoError, match="instruction-information must fit in 32 bits"):
+        access_from_qualification(0x3F80030, 1 << 32)

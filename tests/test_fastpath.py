@@ -196,3 +196,22 @@ def test_real_mode_ip_wraps_at_64k(vendor, path):
     outcome = Hypervisor(machine, vendor, path).step()
     assert outcome.done and machine.cpu.rip == 0x0000
     assert machine.cpu.rax & 0xFF == 0x42
+
+
+def test_the_fast_path_moves_only_size_bytes_and_a_refusal_changes_nothing():
+    """`out dx, al` carries AL only (Hyperlight's garbled serial output, IO_EXITS.md §7.3).
+    A device's refusal comes back as the result's trouble with RIP still on the instruction."""
+    from hvmio_lab import DeviceError, IoAccess, fastpath
+
+    machine = machine_with(b"\xee", rax=0x1122_3344_5566_7788)
+    machine.bus.attach(range(0x40, 0x41), device := Scripted())
+    # out dx, al to 0x40: TYPE 0, SZ8, A32, PORT 0x40 (worked out by hand from the APM table)
+    exit_ = SvmIoExit(0x00400110, CODE_AT + 1, CODE_AT)
+    result = fastpath.run(machine, exit_, IoAccess(0x40, 1, False))
+    assert device.writes == [(0x40, 1, 0x88)] and result.done and result.elements == 1
+    assert machine.cpu.rip == CODE_AT + 1
+    refusing = machine_with(b"\xee")
+    refusing.bus.attach(range(0x40, 0x41), Refusing())
+    result = fastpath.run(refusing, exit_, IoAccess(0x40, 1, False))
+    assert isinstance(result.trouble, DeviceError) and not result.done
+    assert refusing.cpu.rip == CODE_AT

@@ -4,6 +4,7 @@ import pytest
 
 from hvmio_lab import GuestRunaway, HvmioError
 from hvmio_lab.guest import Guest, Program, load_program, programs
+from hvmio_lab.machine import Segment
 
 VENDORS = ["svm", "vmx"]
 PATHS = ["fast", "emulate", "seed2010"]
@@ -100,3 +101,273 @@ def test_a_guest_without_exits_is_stopped():
     guest = Guest(spin)
     with pytest.raises(GuestRunaway, match="without an I/O exit"):
         guest.step()
+
+
+# ---------------------------------------------------------------- what firmware needs
+
+
+def _nasm(source: str, bits: int, tmp_path) -> bytes:
+    import subprocess
+
+    (tmp_path / "g.asm").write_text(f"bits {bits}\n{source}\n")
+    subprocess.run(["nasm", "-f", "bin", "-o", str(tmp_path / "g.bin"), str(tmp_path / "g.asm")],
+                   check=True)  # fmt: skip
+    return (tmp_path / "g.bin").read_bytes()
+
+
+PROTECTED_MODE = """
+org 0x7C00
+    cli
+    lgdt [gdtr]
+    mov eax, cr0
+    or eax, 1
+    mov cr0, eax
+    jmp dword 0x08:(pm - 0x7000)    ; code segment based at 0x7000
+bits 32
+pm:
+    mov ax, 0x10                    ; data segment based at 0x30000
+    mov ds, ax
+    mov al, [5]
+    out 0x80, al
+    hlt
+align 8
+gdt:
+    dq 0
+    dw 0xFFFF, 0x7000
+    db 0x00, 0x9A, 0xCF, 0x00       ; code: base 0x7000, 4 GiB, 32-bit (D = 1)
+    dw 0xFFFF, 0x0000
+    db 0x03, 0x92, 0xCF, 0x00       ; data: base 0x30000
+gdtr:
+    dw 23
+    dd gdt
+"""
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_switch_to_protected_mode_uses_the_descriptor_bases(tmp_path, path):
+    code = _nasm(PROTECTED_MODE, 16, tmp_path)
+    guest = Guest.from_code(code, path=path)
+    guest.machine.memory.write(0x30005, b"\xaa")
+    outcome = guest.step()
+    assert guest.machine.mode == 32
+    assert guest.cpu.segment("CS") == Segment(0x08, 0x7000)
+    assert guest.cpu.segment("DS") == Segment(0x10, 0x30000)
+    out_linear = 0x7C00 + code.index(b"\xe6\x80")
+    assert outcome.exit.rip == out_linear - 0x7000  # EIP is an offset in CS
+    assert guest.step() is None and guest.devices["post"].codes == [0xAA]
+
+
+INT_THROUGH_THE_IVT = """
+org 0x7C00
+    mov word [0x42 * 4], handler
+    mov word [0x42 * 4 + 2], 0
+    mov al, 0x5A
+    sti
+    int 0x42
+    pushf
+    pop bx
+    mov al, 0xAA
+    out 0x80, al
+    hlt
+handler:
+    pushf
+    pop cx                           ; FLAGS inside the handler: IF clear
+    out 0x80, al
+    iret
+"""
+
+
+def test_real_mode_int_goes_through_the_ivt(tmp_path):
+    code = _nasm(INT_THROUGH_THE_IVT, 16, tmp_path)
+    guest = Guest.from_code(code, interrupts="ivt")
+    result = guest.run()
+    assert result.success and result.post_codes == (0x5A, 0xAA)
+    assert not guest.cpu.rcx & 1 << 9  # IF cleared on the way in
+    assert guest.cpu.rbx & 1 << 9  # and IRET put the pushed FLAGS (IF set) back
+    seen = []
+    guest = Guest.from_code(code, interrupts=lambda g, vector: seen.append(vector)
+                            or g.deliver_real_mode(vector))  # fmt: skip
+    assert guest.run().success and seen == [0x42]
+    with pytest.raises(HvmioError, match="raised interrupt 0x42"):
+        Guest.from_code(code).run()
+
+
+@pytest.mark.parametrize("recording", [True, False], ids=["stepped", "in-hook"])
+def test_a_guest_spinning_on_a_port_is_stopped_with_what_it_spins_on(tmp_path, recording):
+    spin = Guest.from_code(_nasm("org 0x7C00\nagain: in al, 0x61\njmp again", 16, tmp_path),
+                           exit_limit=300, recording=recording)  # fmt: skip
+    with pytest.raises(GuestRunaway, match=r"300 exits.*300 of them were reads of port 0x61 "
+                       r"\(no device\) at CS:RIP 0x0:0x7c00 .*in al, 0x61"):  # fmt: skip
+        spin.run()
+    assert spin.exits == 300 and spin.cpu.rip == 0x7C02  # the 300th IN is done, as stepped
+
+
+def test_a_guest_running_without_exits_is_stopped_where_it_runs():
+    guest = Guest.from_code(b"\x90\xeb\xfe", instruction_limit=10_000)  # nop; jmp $
+    with pytest.raises(GuestRunaway, match=r"10,000 instructions .* at CS:RIP 0x0:0x7c01 "
+                       r"\(linear 0x7c01: jmp 0x7c01\)"):  # fmt: skip
+        guest.step()
+
+
+def test_firmware_options_memory_roms_entry_and_devices():
+    code = bytes.fromhex("b0aa e680 f4")  # mov al, 0xAA; out 0x80, al; hlt
+    image = bytes(0x10000 - 0x10) + code.ljust(0x10, b"\x90")  # 64 KiB, code at offset FFF0
+    attached = []
+
+    def attach(machine):
+        from hvmio_lab.devices import attach_pc
+
+        attach_pc(machine)
+        attached.append(machine)
+
+    stub = Program("rom", 16, 0x500, 0x7000, b"\xf4", "a ROM does the work", 0xAA)
+    guest = Guest(stub, memory_size=128 << 20, attach=attach, entry=(0xF000, 0xFFF0),
+                  roms={0xF0000: image, 0xFFFF0000: image})  # fmt: skip
+    assert attached == [guest.machine] and guest.machine.memory.size == 128 << 20
+    assert guest.cpu.segment("CS") == Segment(0xF000, 0xF0000)
+    outcome = guest.step()
+    assert outcome.exit.rip == 0xFFF2 and guest.run().success
+    assert bytes(guest.uc.mem_read(0xFFFFFFF0, 5)) == code  # the alias above RAM
+
+
+def test_reset_is_all_or_nothing():
+    fail = []
+
+    def attach(machine):
+        if fail:
+            raise HvmioError("no devices today")
+        from hvmio_lab.devices import attach_pc
+
+        attach_pc(machine)
+
+    guest = Guest("uart_hello", attach=attach)
+    guest.step()
+    machine, exits = guest.machine, guest.exits
+    fail.append(True)
+    with pytest.raises(HvmioError, match="no devices today"):
+        guest.reset()
+    assert guest.machine is machine and guest.exits == exits == 1
+    assert guest.step().access.port == 0x3F8  # it carries on where it was
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"interrupts": "bios"}, "interrupts must be"),
+    ({"exit_limit": 0}, "exit_limit must be"),
+    ({"instruction_limit": 2.5}, "instruction_limit must be"),
+    ({"instruction_limit": None}, "instruction_limit must be"),
+])  # fmt: skip
+def test_bad_guest_options_are_refused(options, message):
+    with pytest.raises(HvmioError, match=message):
+        Guest.from_code(b"\xf4", **options)
+
+
+def test_from_code_refuses_nothing_and_a_bad_mode():
+    with pytest.raises(HvmioError, match="no code"):
+        Guest.from_code(b"")
+    with pytest.raises(HvmioError, match="mode must be"):
+        Guest.from_code(b"\xf4", mode=8)
+
+
+def test_recorded_exit_diff_does_not_depend_on_memory_size():
+    """The stepper's diff of an exit is the same with 2 MiB or 128 MiB of RAM."""
+    diffs = []
+    for size in (2 << 20, 128 << 20):
+        guest = Guest("ata_read", memory_size=size)
+        while (outcome := guest.step()) is not None and not outcome.access.string:
+            pass
+        diffs.append(outcome.diff)
+    assert diffs[0] == diffs[1] and diffs[0].memory  # an INS wrote the IDENTIFY block
+
+
+def test_your_own_code_steps_in_the_stepper(tmp_path):
+    from hvmio_lab.widgets.stepper import ExitStepper
+
+    code = _nasm("org 0x7C00\nmov dx, 0x3F8\nmov al, 'A'\nout dx, al\nmov al, 0xAA\n"
+                 "out 0x80, al\nhlt", 16, tmp_path)  # fmt: skip
+    stepper = ExitStepper(Guest.from_code(code))
+    first = stepper.step()
+    assert (first.access.port, first.exit.rip) == (0x3F8, 0x7C05)
+    assert stepper.guest.devices["uart"].text == "A"
+    assert any("out dx, al" in text for _, text in stepper.listing_lines())
+    stepper.step()
+    assert stepper.step() is None and stepper.guest.result().success
+
+
+def test_a_snapshot_kept_while_the_guest_runs_still_diffs_right():
+    from hvmio_lab.machine import register_values
+
+    guest = Guest("uart_hello", recording=False)
+    guest.step()
+    before = register_values(guest.cpu)
+    snapshot = guest.machine.snapshot()
+    guest.step()  # the guest CPU runs: the snapshot reads and keeps every register first
+    diff = guest.machine.diff(snapshot)
+    after = register_values(guest.cpu)
+    changed = tuple((n, before[n], after[n]) for n in before if before[n] != after[n])
+    assert diff.registers == changed and diff.register("rip")
+
+
+# ---------------------------------------------------------------- run's in-hook exits
+
+
+def _final_state(guest):
+    """Everything the guest can see, but the host's TSC (port_hammer times its loop)."""
+    from hvmio_lab.machine import register_values
+
+    registers = register_values(guest.cpu)
+    memory = bytearray(guest.machine.memory.data)
+    if guest.program.name == "port_hammer":
+        for name in ("rax", "rdx", "r8", "r9", "r10", "rflags"):  # the TSC and its arithmetic
+            registers.pop(name)
+        at = guest.program.params["tsc_delta_addr"]
+        memory[at : at + 8] = bytes(8)
+    return (guest.exits, registers, bytes(memory), guest.devices["uart"].text,
+            tuple(guest.devices["post"].codes), dict(guest.hypervisor.counters))  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["port_hammer", "pmtimer_poll", "ata_read", "uart_hello"])
+def test_run_ends_exactly_where_stepping_one_exit_at_a_time_ends(name):
+    """run() handles clean fast-path exits inside unicorn's hook; step() stops for each one."""
+    ran = Guest(name, "vmx", "fast", recording=False)
+    ran.run()
+    stepped = Guest(name, "vmx", "fast", recording=False)
+    while stepped.step() is not None:
+        pass
+    assert _final_state(ran) == _final_state(stepped)
+
+
+PARTIAL_REGISTERS = """
+org 0x7C00
+    mov eax, 0x12345678
+    mov dx, 0x3FD
+    in al, dx                ; merges: EAX = 0x123456xx
+    mov ebx, eax
+    mov dx, 0x3F8
+    in ax, dx                ; the UART refuses 2 bytes: #GP, RIP stays, AX unchanged
+    hlt
+"""
+
+
+def test_run_and_step_agree_on_merges_and_on_a_refused_access(tmp_path):
+    code = _nasm(PARTIAL_REGISTERS, 16, tmp_path)
+    results = []
+    for drive in ("run", "step"):
+        guest = Guest.from_code(code, vendor="svm", path="fast", recording=False)
+        with pytest.raises(HvmioError, match="injected #GP"):
+            if drive == "run":
+                guest.run()
+            else:
+                while guest.step() is not None:
+                    pass
+        results.append((guest.exits, guest.cpu.rip, guest.cpu.rax, guest.cpu.rbx))
+    assert results[0] == results[1]
+    exits, rip, rax, rbx = results[0]
+    assert exits == 2 and rip == 0x7C00 + code.index(b"\xed")  # in ax, dx
+    assert rbx == 0x12345660 and rax == rbx  # LSR 0x60 merged into AL; AX left alone
+
+
+def test_run_pauses_at_max_exits_and_carries_on():
+    guest = Guest("port_hammer", "svm", "fast", recording=False)
+    assert guest.run(max_exits=10).exits == 10 and not guest.halted
+    assert guest.run(max_exits=500).exits == 500
+    assert guest.run().success

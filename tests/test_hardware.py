@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import CODE_AT, machine_with
 
-from hvmio_lab import NotAnIoExit, decode_instruction
+from hvmio_lab import NotAnIoExit, PageFault, decode_instruction
 from hvmio_lab.hardware import intercept
 
 OPCODES = [0xE4, 0xE5, 0xE6, 0xE7, 0xEC, 0xED, 0xEE, 0xEF, 0x6C, 0x6D, 0x6E, 0x6F]
@@ -79,3 +79,42 @@ def test_long_mode_prefix_rules(code, size, segment):
     access = record.access()
     assert (access.size, access.segment) == (size, segment)
     assert access.agrees_with(decode_instruction(code, 64).access(0))
+
+
+@pytest.mark.parametrize("code, cut, where", [
+    (b"\x3e\xec", 1, "straddling"),  # ds: in al, dx with its opcode on the next page
+    (b"\xe4\x60", 1, "immediate on the next page"),
+    (b"\xec", 0, "first byte on the page"),
+])  # fmt: skip
+@pytest.mark.parametrize("vendor", ["svm", "vmx"])
+def test_an_instruction_fetch_into_a_not_present_page_faults_before_the_exit(code, cut, where,
+                                                                             vendor):  # fmt: skip
+    page = 0x2000
+    machine = machine_with(code, 32, rip=page - cut)
+    machine.memory.set_present(page, False)
+    with pytest.raises(PageFault) as fault:
+        intercept(machine, vendor)
+    assert (fault.value.address, fault.value.write) == (page, False)
+
+
+def test_an_instruction_that_ends_before_a_not_present_page_still_exits():
+    machine = machine_with(b"\xec", 32, rip=0x1FFF)
+    machine.memory.set_present(0x2000, False)
+    assert intercept(machine, "svm").next_rip == 0x2000
+
+
+@pytest.mark.parametrize("path", ["fast", "emulate", "seed2010"])
+@pytest.mark.parametrize("vendor", ["svm", "vmx"])
+def test_no_path_consumes_the_uart_byte_when_the_fetch_faults(vendor, path):
+    """The repro: `ds: in al, dx` straddling into a not-present page, RBR waiting."""
+    from hvmio_lab import Machine
+    from hvmio_lab.hypervisor import Hypervisor
+
+    machine = Machine.pc(32, uart_input=b"k")
+    machine.memory.write(0x1FFF, b"\x3e\xec")
+    machine.memory.set_present(0x2000, False)
+    machine.cpu.rip, machine.cpu.rdx = 0x1FFF, 0x3F8
+    with pytest.raises(PageFault):
+        Hypervisor(machine, vendor, path).step()
+    assert list(machine.bus.devices["uart"].input) == [ord("k")]
+    assert machine.cpu.rip == 0x1FFF

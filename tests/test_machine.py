@@ -356,3 +356,45 @@ def test_virtual_clock_only_moves_forward():
     with pytest.raises(ValueError):
         machine.clock.advance(-1)
     assert machine.clock.ns == 1500
+
+
+def test_diff_of_overlapping_writes_keeps_the_oldest_bytes():
+    machine = Machine()
+    machine.memory.write(0x3000, b"abcd")
+    before = machine.snapshot()
+    machine.memory.write(0x3001, b"XY")
+    machine.memory.write(0x3000, b"1234")  # covers the first write: "before" is still abcd
+    machine.memory.write(0x3004, b"!")
+    diff = machine.diff(before)
+    assert [(m.address, m.before, m.after) for m in diff.memory] == [
+        (0x3000, b"abcd\x00", b"1234!")
+    ]
+
+
+def test_diff_between_snapshots_ignores_writes_after_the_second():
+    machine = Machine()
+    first = machine.snapshot()
+    machine.memory.write(0x4000, b"one")
+    second = machine.snapshot()
+    machine.memory.write(0x4000, b"two")
+    machine.memory.write(0x4100, b"later")
+    diff = machine.diff(first, second)
+    assert [(m.address, m.before, m.after) for m in diff.memory] == [(0x4000, bytes(3), b"one")]
+    assert [(m.address, m.after) for m in machine.diff(second).memory] == [
+        (0x4000, b"two"), (0x4100, b"later")
+    ]  # fmt: skip
+
+
+def test_a_full_snapshot_sees_writes_that_bypass_memory():
+    machine = Machine()
+    tracked, full = machine.snapshot(), machine.snapshot(full=True)
+    machine.memory.data[0x5000] = 0x42  # as the guest CPU stores: no journal entry
+    assert not machine.diff(tracked).memory
+    assert [(m.address, m.after) for m in machine.diff(full).memory] == [(0x5000, b"\x42")]
+
+
+def test_journaling_stops_when_no_snapshot_is_left():
+    machine = Machine()
+    machine.diff(machine.snapshot())
+    machine.memory.write(0x6000, b"x")  # the snapshot is gone: nothing is kept for it
+    assert machine.memory._journal is None or machine.memory._journal() is None

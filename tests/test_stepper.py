@@ -230,3 +230,43 @@ def test_narrate_says_the_2010_patch_re_emulated():
     outcome = guest.step()
     assert outcome.reemulated
     assert "2010" in narrate(outcome)
+
+
+@pytest.mark.parametrize("which", ["vendor_select", "path_select"])
+def test_a_setting_set_to_none_from_code_is_a_message(which):
+    stepper = ExitStepper(Guest("uart_hello"))
+    stepper.step()
+    before = (stepper.guest.vendor, stepper.guest.path, stepper.rip)
+    getattr(stepper, which).value = None  # must not raise out of the observer
+    assert "pick a vendor" in stepper.error_text
+    assert (stepper.guest.vendor, stepper.guest.path, stepper.rip) == before
+    getattr(stepper, which).value = "vmx" if which == "vendor_select" else "emulate"
+    assert stepper.error_text == ""
+    assert stepper.step() is not None  # not stuck
+
+
+# -- code outside the shipped listing: CS ≠ 0, firmware ------------------------------------
+
+# jmp 0x07C0:0x0005 (EA iw iw), then at linear 0x7C05: mov dx, 0x3FD; in al, dx; mov al, 0xAA;
+# out 0x80, al; hlt. After the far jump, IP offsets are 0x7C00 lower than linear addresses.
+FAR_JUMP = bytes.fromhex("ea0500c007" "bafd03" "ec" "b0aa" "e680" "f4")
+
+
+def test_after_a_far_jump_the_highlight_follows_cs_base_plus_ip():
+    stepper = ExitStepper(Guest.from_code(FAR_JUMP, mode=16, origin=0x7C00))
+    stepper.step()  # the IN at 07C0:0008, linear 0x7C08
+    assert stepper.rip == 0x9 and stepper.guest.cpu.segment("CS").selector == 0x07C0
+    assert "0x7c09" in stepper.rip_line and "mov al, 0xaa" in stepper.rip_line
+    assert "hvmio-rip" in stepper.listing_view.value
+
+
+def test_firmware_shows_its_code_from_memory_its_registers_and_its_debug_console():
+    from hvmio_lab.firmware import FirmwareGuest, find_seabios  # CI installs seabios
+
+    stepper = ExitStepper(FirmwareGuest(find_seabios(), recording=True))
+    stepper.run(6)  # CMOS, A20, then the first two banner bytes on the debug port
+    assert stepper.console_name == "debug console" and stepper.console_text == "Se"
+    linear = stepper.guest.machine.linear("CS", stepper.rip)
+    assert stepper.rip_line.startswith("▶") and f"{linear:#x}" in stepper.rip_line
+    mode = stepper.guest.machine.mode
+    assert ("<td>eax</td>" in stepper.registers_html) == (mode == 32)

@@ -1,221 +1,73 @@
-"""Exercise self-checks: ``check_<chapter>_<n>(answer)`` prints ✓ or a hint;
-``reveal_<chapter>_<n>()`` shows the worked solution. Chapters add their names with
-``__all__ += [...]``.
+"""Exercise self-checks and seeded practice, one module a chapter (``chNN.py``).
+
+How a chapter adds an exercise (the pattern every ``chNN.py`` follows):
+
+1. Declare it once, with ``@exercise(key, question, solution, hint=..., ask=..., given=...)``
+   on a judge function that returns ``right(...)`` or ``wrong(hint)`` (see ``common.py``).
+   ``ask=`` describes the answer boxes of its widget (``Ask("port")``, ``Ask("letter",
+   options=CHOICES)``, ``Ask("path", options=..., count=6)``); left out, the widget shows one
+   text box per parameter of the judge.
+2. That is all. Every ``chNN.py`` in this folder is imported here, so its exercises are in the
+   registry ``EXERCISES``; the names ``check_NN_k``, ``hint_NN_k`` and ``reveal_NN_k`` are
+   derived from it, and the widget (``hvmio_lab.widgets.exercise("NN_k")``) is built from the
+   same declaration.
+3. A practice set is a function ``practice_NN(seed=..., n=...)`` returning a ``Practice``; it
+   is exported here by its name. Other names a notebook imports from ``hvmio_lab.checks`` go in
+   the chapter module's ``__all__``.
+
+``check_NN_k(answer)`` prints ✓ or ✗ with a hint; ``EXERCISES[key].judge(answer)`` returns the
+``Verdict`` for tests; ``reveal_NN_k()`` prints the worked solution, ``hint_NN_k()`` a nudge.
 """
 
-from .ch00 import (
-    check_00_1,
-    check_00_2,
-    check_environment,
-    hint_00_1,
-    hint_00_2,
-    reveal_00_1,
-    reveal_00_2,
-)
-from .ch01 import (
-    check_01_1,
-    check_01_2,
-    check_01_3,
-    check_01_4,
-    hint_01_1,
-    hint_01_2,
-    hint_01_3,
-    hint_01_4,
-    practice_01,
-    reveal_01_1,
-    reveal_01_2,
-    reveal_01_3,
-    reveal_01_4,
-)
-from .ch02 import (
-    check_02_1,
-    check_02_2,
-    check_02_3,
-    hint_02_1,
-    hint_02_2,
-    hint_02_3,
-    practice_02,
-    reveal_02_1,
-    reveal_02_2,
-    reveal_02_3,
-)
-from .ch03 import (
-    CHOICES_03_3,
-    check_03_1,
-    check_03_2,
-    check_03_3,
-    check_03_4,
-    hint_03_1,
-    hint_03_2,
-    hint_03_3,
-    hint_03_4,
-    practice_03,
-    reveal_03_1,
-    reveal_03_2,
-    reveal_03_3,
-    reveal_03_4,
-)
-from .ch04 import (
-    check_04_1,
-    check_04_2,
-    hint_04_1,
-    hint_04_2,
-    practice_04,
-    reveal_04_1,
-    reveal_04_2,
-)
-from .ch05 import (
-    CHOICES_05_3,
-    EXITS_05_1,
-    check_05_1,
-    check_05_2,
-    check_05_3,
-    describe_exits_05_1,
-    hint_05_1,
-    hint_05_2,
-    hint_05_3,
-    practice_05,
-    reveal_05_1,
-    reveal_05_2,
-    reveal_05_3,
-)
-from .ch06 import (
-    check_06_1,
-    check_06_2,
-    check_06_3,
-    hint_06_1,
-    hint_06_2,
-    hint_06_3,
-    practice_06,
-    reveal_06_1,
-    reveal_06_2,
-    reveal_06_3,
-)
-from .ch07 import (
-    DEFECTS_07,
-    EXCERPT_07_1,
-    check_07_1,
-    check_07_2,
-    check_07_3,
-    check_07_4,
-    hint_07_1,
-    hint_07_2,
-    hint_07_3,
-    hint_07_4,
-    reveal_07_1,
-    reveal_07_2,
-    reveal_07_3,
-    reveal_07_4,
-)
-from .common import (
-    EXERCISES,
-    Exercise,
-    Practice,
-    Verdict,
+import importlib
+import pkgutil
+import re
+
+from .ch00 import check_environment
+from .ch03 import CHOICES_03_3
+from .ch05 import CHOICES_05_3, EXITS_05_1, describe_exits_05_1
+from .ch07 import DEFECTS_07, EXCERPT_07_1
+from .common import EXERCISES, Ask, Exercise, Practice, Verdict
+
+CHAPTERS = tuple(
+    importlib.import_module(f".{m.name}", __name__)
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+    if re.fullmatch(r"ch\d\d", m.name)
 )
 
 __all__ = [
+    "CHAPTERS",
     "CHOICES_03_3",
-    "EXERCISES",
-    "Exercise",
-    "Practice",
-    "Verdict",
-    "check_00_1",
-    "check_00_2",
-    "check_02_1",
-    "check_02_2",
-    "check_02_3",
-    "check_03_1",
-    "check_03_2",
-    "check_03_3",
-    "check_03_4",
-    "check_environment",
-    "hint_00_1",
-    "hint_00_2",
-    "hint_02_1",
-    "hint_02_2",
-    "hint_02_3",
-    "hint_03_1",
-    "hint_03_2",
-    "hint_03_3",
-    "hint_03_4",
-    "practice_02",
-    "practice_03",
-    "reveal_00_1",
-    "reveal_00_2",
-    "reveal_02_1",
-    "reveal_02_2",
-    "reveal_02_3",
-    "reveal_03_1",
-    "reveal_03_2",
-    "reveal_03_3",
-    "reveal_03_4",
-]
-
-__all__ += [
-    "check_01_1",
-    "check_01_2",
-    "check_01_3",
-    "check_01_4",
-    "hint_01_1",
-    "hint_01_2",
-    "hint_01_3",
-    "hint_01_4",
-    "practice_01",
-    "reveal_01_1",
-    "reveal_01_2",
-    "reveal_01_3",
-    "reveal_01_4",
-]
-
-__all__ += [
-    "check_04_1",
-    "check_04_2",
-    "hint_04_1",
-    "hint_04_2",
-    "practice_04",
-    "reveal_04_1",
-    "reveal_04_2",
-]
-
-__all__ += [  # chapters 05 and 07
     "CHOICES_05_3",
     "DEFECTS_07",
     "EXCERPT_07_1",
+    "EXERCISES",
     "EXITS_05_1",
-    "check_05_1",
-    "check_05_2",
-    "check_05_3",
-    "check_07_1",
-    "check_07_2",
-    "check_07_3",
-    "check_07_4",
+    "Ask",
+    "Exercise",
+    "Practice",
+    "Verdict",
+    "check_environment",
     "describe_exits_05_1",
-    "hint_05_1",
-    "hint_05_2",
-    "hint_05_3",
-    "hint_07_1",
-    "hint_07_2",
-    "hint_07_3",
-    "hint_07_4",
-    "practice_05",
-    "reveal_05_1",
-    "reveal_05_2",
-    "reveal_05_3",
-    "reveal_07_1",
-    "reveal_07_2",
-    "reveal_07_3",
-    "reveal_07_4",
 ]
-__all__ += [  # chapter 06
-    "check_06_1",
-    "check_06_2",
-    "check_06_3",
-    "hint_06_1",
-    "hint_06_2",
-    "hint_06_3",
-    "practice_06",
-    "reveal_06_1",
-    "reveal_06_2",
-    "reveal_06_3",
-]
+
+
+def _export(name: str, value: object) -> None:
+    globals()[name] = value
+    if name not in __all__:
+        __all__.append(name)
+
+
+def _derive_names() -> None:
+    """check_/hint_/reveal_<key> for every registered exercise (named once, in the registry),
+    each chapter's practice_NN, and the names a chapter lists in its ``__all__``."""
+    for key, ex in EXERCISES.items():
+        for verb in ("check", "hint", "reveal"):
+            _export(f"{verb}_{key}", getattr(ex, verb))
+    for chapter in CHAPTERS:
+        names = [n for n in vars(chapter) if re.fullmatch(r"practice_\d\d", n)]
+        for name in [*names, *getattr(chapter, "__all__", ())]:
+            _export(name, getattr(chapter, name))
+
+
+_derive_names()

@@ -7,7 +7,9 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from .common import (
+    ROLE_OPTIONS,
     AnswerError,
+    Ask,
     Verdict,
     as_role,
     as_word,
@@ -109,6 +111,8 @@ instruction → trap → record → path → device → resume
     f"Put the stages of one IN in order: a list of the six words {sorted(ROUTE)}.",
     _SOLUTION_00_1,
     hint="Follow the exit printed above, from top to bottom.",
+    ask=[Ask("stage", {w: w for w in sorted(ROUTE)}, count=len(ROUTE))],
+    prompt="Put the six stages of one IN in order, first to last.",
 )
 def ex_00_1(order) -> Verdict:
     if not isinstance(order, list | tuple) or not all(isinstance(x, str) for x in order):
@@ -137,9 +141,9 @@ _SOLUTION_00_2 = """
 The hypervisor. At the exit the guest's RIP still points at the IN (0x1000 above). The CPU
 reports where the next instruction starts (SVM: EXITINFO2; VMX: RIP + the VM-exit instruction
 length), and the hypervisor writes RIP = that value once the access has completed. If the access
-fails it injects #GP instead, with RIP left at the IN (IO_EXITS.md §3).
+fails, RIP stays at the IN: this lab then injects #GP (a teaching choice), while modern Xen
+injects nothing for a failed IN (IO_EXITS.md §3).
 """
-
 
 
 @exercise(
@@ -148,6 +152,7 @@ fails it injects #GP instead, with RIP left at the IN (IO_EXITS.md §3).
     "'hypervisor'?",
     _SOLUTION_00_2,
     hint="Look at the diff above: which stage wrote rip?",
+    ask=[Ask("who", ROLE_OPTIONS)],
 )
 def ex_00_2(answer) -> Verdict:
     who = as_role(answer)
@@ -159,7 +164,3 @@ def ex_00_2(answer) -> Verdict:
     if who == "guest":
         return wrong("The guest is stopped while the exit is handled: it cannot move its own RIP.")
     return wrong("The device only supplies the value; it never touches the vCPU's registers.")
-
-
-check_00_1, reveal_00_1, hint_00_1 = ex_00_1.check, ex_00_1.reveal, ex_00_1.hint
-check_00_2, reveal_00_2, hint_00_2 = ex_00_2.check, ex_00_2.reveal, ex_00_2.hint

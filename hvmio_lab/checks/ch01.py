@@ -12,11 +12,14 @@ empty.
 from __future__ import annotations
 
 import random
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 from ..guest import load_program
 from .common import (
+    ROLE_OPTIONS,
     AnswerError,
+    Ask,
     Practice,
     Question,
     Verdict,
@@ -28,21 +31,36 @@ from .common import (
     wrong,
 )
 
-_HELLO = load_program("uart_hello")
-MESSAGE = _HELLO.params["message"]
-EXITS_01_1 = 2 * len(MESSAGE) + 1
-_LISTING = _HELLO.listing()
-_OUT_INDEX = next(i for i, (_, _, text) in enumerate(_LISTING) if text == "out 0x80, al")
-OUT_RIP, OUT_BYTES, _ = _LISTING[_OUT_INDEX]  # the POST write, which the chapter never steps to
-NEXT_RIP_01_2 = _LISTING[_OUT_INDEX + 1][0]
+
+class Hello(NamedTuple):
+    """What exercises 01.1 and 01.2 quote from the uart_hello program."""
+
+    message: str
+    exits: int  # 2 · len(message) + 1
+    out_rip: int  # the POST write, which the chapter never steps to
+    out_bytes: str
+    next_rip: int
+
+
+@cache
+def hello() -> Hello:
+    """Read from the guest program when first needed (not on import: it disassembles)."""
+    program = load_program("uart_hello")
+    message = program.params["message"]
+    listing = program.listing()
+    at = next(i for i, (_, _, text) in enumerate(listing) if text == "out 0x80, al")
+    out_rip, out_bytes, _ = listing[at]
+    return Hello(message, 2 * len(message) + 1, out_rip, out_bytes, listing[at + 1][0])
 
 
 # -- 01.1: how many exits does uart_hello take? -------------------------------------------------
 
-_SOLUTION_01_1 = f"""
-{EXITS_01_1} exits = 2 × {len(MESSAGE)} + 1.
+def _solution_01_1() -> str:
+    h = hello()
+    return f"""
+{h.exits} exits = 2 × {len(h.message)} + 1.
 
-The message {MESSAGE!r} has {len(MESSAGE)} characters (the newline counts; the terminating zero
+The message {h.message!r} has {len(h.message)} characters (the newline counts; the terminating zero
 byte is never sent: `test al, al; jz done`). For each character the program
   - polls the Line Status Register: `in al, dx` with DX = 0x3FD, one exit, and the model's
     transmitter is always empty, so THRE is set on the first poll;
@@ -56,16 +74,18 @@ ports' bits in the I/O intercept bitmaps (VMX bitmaps A/B, SVM IOPM).
 
 @exercise(
     "01_1",
-    f"How many VM exits does uart_hello take to print its {len(MESSAGE)}-character message "
-    f"{MESSAGE!r} and report success? Answer with a number.",
-    _SOLUTION_01_1,
+    lambda: (f"How many VM exits does uart_hello take to print its {len(hello().message)}-"
+             f"character message {hello().message!r} and report success? Answer with a "
+             "number."),
+    _solution_01_1,
     hint="Count the I/O instructions the program runs per character, then what comes after "
     "the last character.",
+    ask=[Ask("exits", placeholder="a number")],
 )
 def ex_01_1(answer) -> Verdict:
-    n = len(MESSAGE)
+    n, exits = len(hello().message), hello().exits
     count = as_int(answer, "the exit count")
-    if count == EXITS_01_1:
+    if count == exits:
         return right(f"One LSR poll and one THR write per character, then the POST code: "
                      f"2 × {n} + 1.")  # fmt: skip
     if count == n:
@@ -80,14 +100,14 @@ def ex_01_1(answer) -> Verdict:
                      "program do after the last one? Look for port 0x80.")  # fmt: skip
     if count in (2 * (n - 1) + 1, 2 * (n - 1)):
         return wrong(f"The message has {n} characters: the newline at the end is one too.")
-    if count == EXITS_01_1 + 1:
+    if count == exits + 1:
         return wrong("One too many. HLT stops the guest, but it is not an I/O instruction (only "
                      "IN, OUT, INS and OUTS cause I/O exits), and the terminating zero byte is "
                      "never sent.")  # fmt: skip
     if count in (2 * (n + 1) + 1, 2 * (n + 1)):
         return wrong("The terminating zero byte is never sent: `test al, al; jz done` leaves "
                      "the loop before any poll for it.")  # fmt: skip
-    if count > EXITS_01_1:
+    if count > exits:
         return wrong("The model's transmitter is always empty (LSR reads 0x60, THRE set), so "
                      "the first poll for each character already succeeds.")  # fmt: skip
     return wrong("Count the I/O instructions run per character (look for `in` and `out` in "
@@ -96,43 +116,47 @@ def ex_01_1(answer) -> Verdict:
 
 # -- 01.2: RIP after an `out dx, al` exit -------------------------------------------------------
 
-_SOLUTION_01_2 = f"""
-{NEXT_RIP_01_2:#x} = {OUT_RIP:#x} + 2.
+def _solution_01_2() -> str:
+    h = hello()
+    return f"""
+{h.next_rip:#x} = {h.out_rip:#x} + 2.
 
-`out 0x80, al` is two bytes ({OUT_BYTES}): the opcode E6 and the port as an immediate byte.
+`out 0x80, al` is two bytes ({h.out_bytes}): the opcode E6 and the port as an immediate byte.
 At the exit RIP still points at the OUT: the CPU stopped before executing it. The hardware
 reports where the next instruction starts:
-  SVM: EXITINFO2 = {NEXT_RIP_01_2:#x} (the next RIP; length = EXITINFO2 − RIP = 2);
+  SVM: EXITINFO2 = {h.next_rip:#x} (the next RIP; length = EXITINFO2 − RIP = 2);
   VMX: VM-exit instruction length = 2, so next RIP = RIP + 2.
 Once the POST port has the byte, the hypervisor sets RIP to that value and re-enters the guest,
-which runs the `hlt` at {NEXT_RIP_01_2:#x} itself. RIP does not move on by itself: a
+which runs the `hlt` at {h.next_rip:#x} itself. RIP does not move on by itself: a
 hypervisor that forgets to advance it makes the guest execute the OUT again, and exit again.
 """
 
 
 @exercise(
     "01_2",
-    f"uart_hello reports success with `out 0x80, al` at RIP {OUT_RIP:#x} (its bytes: "
-    f"{OUT_BYTES}). After the hypervisor has handled its exit, at which RIP does the guest "
-    "resume?",
-    _SOLUTION_01_2,
+    lambda: (f"uart_hello reports success with `out 0x80, al` at RIP {hello().out_rip:#x} (its "
+             f"bytes: {hello().out_bytes}). After the hypervisor has handled its exit, at which "
+             "RIP does the guest resume?"),
+    _solution_01_2,
     hint="Where does the next instruction start? The exit record says so (EXITINFO2, or the "
     "instruction length). Count the OUT's bytes.",
+    ask=[Ask("RIP", placeholder="e.g. 0x7c00")],
 )
 def ex_01_2(answer) -> Verdict:
+    h = hello()
     rip = as_int(answer, "the RIP")
-    if rip == NEXT_RIP_01_2:
+    if rip == h.next_rip:
         return right("The hypervisor advanced RIP by the instruction's length, 2 bytes: "
                      "EXITINFO2 on SVM, the VM-exit instruction length on VMX.")  # fmt: skip
-    if rip == OUT_RIP:
+    if rip == h.out_rip:
         return wrong("That is where the guest exited. RIP does not move on by itself after an "
                      "exit: the hypervisor advances it (to EXITINFO2 on SVM, by the "
                      "instruction length on VMX). Left where it is, the guest would run the OUT "
                      "again, and exit again.")  # fmt: skip
-    if rip == OUT_RIP + 1:
+    if rip == h.out_rip + 1:
         return wrong(f"`out dx, al` is one byte, but this OUT names its port in an immediate "
-                     f"byte: {OUT_BYTES} is two bytes long.")  # fmt: skip
-    return wrong(f"The guest resumes at the first byte after the OUT: {OUT_RIP:#x} plus the "
+                     f"byte: {h.out_bytes} is two bytes long.")  # fmt: skip
+    return wrong(f"The guest resumes at the first byte after the OUT: {h.out_rip:#x} plus the "
                  "OUT's length in bytes.")  # fmt: skip
 
 
@@ -158,6 +182,7 @@ map (the IOPM, 12 KB in KVM and Xen) covering all 65536 ports.
     "that makes this IN exit: 'A' or 'B'?",
     _SOLUTION_01_3,
     hint="Each bitmap covers half of the 65536 ports.",
+    ask=[Ask("bitmap", {"A": "bitmap A", "B": "bitmap B"})],
 )
 def ex_01_3(answer) -> Verdict:
     word = as_word(answer, "the bitmap").removeprefix("bitmap").strip()
@@ -183,13 +208,13 @@ hypervisor made on the guest's behalf.
 """
 
 
-
 @exercise(
     "01_4",
     "uart_hello's `in al, dx` reads the UART's LSR. Inside the VM, who writes the value into "
     "AL: 'device', 'cpu', 'guest' or 'hypervisor'?",
     _SOLUTION_01_4,
     hint="Look at the narrative of the first exit: who did what, in which order?",
+    ask=[Ask("who", ROLE_OPTIONS)],
 )
 def ex_01_4(answer) -> Verdict:
     who = as_role(answer)
@@ -255,10 +280,6 @@ def practice_01(seed: int = 1, n: int = 4) -> Practice:
     questions = [
         _count_question(words[i % len(words)], rng.choice((0, 0, 1, 2, 3))) for i in range(n)
     ]
-    return Practice("Practice 01: predict the exit count", seed, questions, HOW)
-
-
-check_01_1, reveal_01_1, hint_01_1 = ex_01_1.check, ex_01_1.reveal, ex_01_1.hint
-check_01_2, reveal_01_2, hint_01_2 = ex_01_2.check, ex_01_2.reveal, ex_01_2.hint
-check_01_3, reveal_01_3, hint_01_3 = ex_01_3.check, ex_01_3.reveal, ex_01_3.hint
-check_01_4, reveal_01_4, hint_01_4 = ex_01_4.check, ex_01_4.reveal, ex_01_4.hint
+    return Practice("Practice 01: predict the exit count", seed, questions, HOW,
+                    hint_text="Per character: one IN for each LSR poll (a busy poll too) and one "
+                    "OUT for the THR write; after the message, one OUT for the POST code.")

@@ -13,6 +13,7 @@ from ..errors import ExitInfoError
 from ..exits import SvmIoExit
 from ..fields import EXIT_QUALIFICATION, EXITINFO1, SEGMENTS
 from .common import (
+    Ask,
     Practice,
     Question,
     Verdict,
@@ -48,6 +49,7 @@ In code: EXITINFO1.encode(TYPE=1, SZ=4, A=4, PORT=0x1F48) == 0x1F480241.
     "Encode `in eax, dx` with DX = 0x1F48, executed in 64-bit mode, as EXITINFO1.",
     _SOLUTION_02_1,
     hint="Start from the table: one field at a time, then OR them together.",
+    ask=[Ask("EXITINFO1", placeholder="e.g. 0x12340000")],
 )
 def ex_02_1(answer) -> Verdict:
     value = as_int(answer, "EXITINFO1")
@@ -136,6 +138,7 @@ _SZ_NAMES = {"sz", "size", "operand size", "sz16", "sz32", "sz16 sz32", "sz32 sz
     "`(exitinfo1 >> 4) & 7` say the access moves? Answer (field, bytes).",
     _SOLUTION_02_2,
     hint="Write out bits 9:0 in binary and compare each field with the table.",
+    ask=[Ask("field", placeholder="its name in the manual"), Ask("bytes")],
 )
 def ex_02_2(field, nbytes) -> Verdict:
     name = " ".join(w for w in as_word(field, "the field").split() if w != "field")
@@ -182,6 +185,7 @@ vmcb->rip)`. The operand size (1 byte) has nothing to do with the instruction le
     "instruction, and at what RIP does the guest resume? Answer (length, rip).",
     _SOLUTION_02_3,
     hint="EXITINFO2 is not part of EXITINFO1: look up what it holds for IOIO.",
+    ask=[Ask("length", placeholder="bytes"), Ask("RIP", placeholder="e.g. 0x7c00")],
 )
 def ex_02_3(length, rip) -> Verdict:
     n, resume = as_int(length, "The length"), as_int(rip, "The RIP")
@@ -198,11 +202,6 @@ def ex_02_3(length, rip) -> Verdict:
         return wrong("The guest resumes at the next instruction, whose RIP the CPU stored in "
                      "EXITINFO2.")
     return right("Length 2 (E6 80), resume at EXITINFO2 = 0x7C12.")
-
-
-check_02_1, reveal_02_1, hint_02_1 = ex_02_1.check, ex_02_1.reveal, ex_02_1.hint
-check_02_2, reveal_02_2, hint_02_2 = ex_02_2.check, ex_02_2.reveal, ex_02_2.hint
-check_02_3, reveal_02_3, hint_02_3 = ex_02_3.check, ex_02_3.reveal, ex_02_3.hint
 
 
 # -- seeded practice: decode N EXITINFO1 values ------------------------------------------------
@@ -225,19 +224,21 @@ HINTS_SVM = {
 
 HOW = ("Decode each EXITINFO1. Answer like 'IN 32-bit port 0x1f48' or 'rep OUTS 8-bit port "
        "0x3f8' (as str(IoAccess) prints), or 'invalid SZ' naming the bad field.\n"
-       "p.check(1, 'IN 32-bit port 0x1f48') marks one answer; p.reveal() shows them all.")
+       "p.check(1, 'IN 32-bit port 0x1f48') marks one answer; p.reveal(1) shows one worked answer.")
 
 
 def random_svm_access(rng: random.Random):
     """A random valid EXITINFO1 and the fields it was built from."""
     string = rng.random() < 0.25
+    is_in = rng.randint(0, 1)
     fields = {
-        "TYPE": rng.randint(0, 1),
+        "TYPE": is_in,
         "STR": int(string),
         "REP": int(string and rng.random() < 0.6),
         "SZ": rng.choice((1, 2, 4)),
         "A": rng.choice((1, 2, 4)) if rng.random() < 0.5 else 4,
-        "SEG": rng.randint(0, 5) if string else 0,
+        # INS always writes ES:rDI (no override), so only an OUTS names another segment.
+        "SEG": rng.randint(0, 5) if string and not is_in else 0,
         "PORT": rng.choice(PORTS) if rng.random() < 0.8 else rng.randrange(0x10000),
     }
     return EXITINFO1.encode(**fields)
@@ -270,4 +271,5 @@ def practice_02(seed: int = 1, n: int = 5, invalid: float = 0.2) -> Practice:
     The same ``seed`` always gives the same questions."""
     return decode_practice("practice_02", "Practice 02: decode EXITINFO1", seed, n, invalid,
                            random_svm_access, _corrupt_svm, _svm_question,
-                           lambda v: SvmIoExit(v, 1, 0).access(), HOW)  # fmt: skip
+                           lambda v: SvmIoExit(v, 1, 0).access(), HOW,
+                           HINTS_SVM["invalid"])  # fmt: skip

@@ -15,6 +15,7 @@ from ..exits import VmxIoExit
 from ..fields import EXIT_QUALIFICATION, EXITINFO1
 from .ch02 import PORTS
 from .common import (
+    Ask,
     Practice,
     Question,
     Verdict,
@@ -51,6 +52,7 @@ an imm8 port is at most 0xFF.)
     "Write it in Intel syntax, e.g. 'out dx, al'.",
     _SOLUTION_03_1,
     hint="Split 0xB into bits: 0b1011. Bits 2:0 are size − 1, bit 3 is the direction.",
+    ask=[Ask("instruction", placeholder="e.g. out dx, al")],
 )
 def ex_03_1(answer) -> Verdict:
     got = parse_instruction(answer)
@@ -92,6 +94,7 @@ port=0x80) == 0x00800040.
     "Encode `out 0x80, al` as a VMX exit qualification.",
     _SOLUTION_03_2,
     hint="Five fields matter: size − 1, direction, operand encoding, and the port in 31:16.",
+    ask=[Ask("qualification", placeholder="e.g. 0x12340000")],
 )
 def ex_03_2(answer) -> Verdict:
     value = as_int(answer, "The exit qualification")
@@ -156,6 +159,7 @@ sets it. (d) is wrong: 1 *is* the 2-byte encoding, because the field holds size 
     "Pick 'a', 'b', 'c' or 'd' from CHOICES_03_3.",
     _SOLUTION_03_3,
     hint="What size − 1 = 2 would mean in bytes, and does any IN/OUT move that many?",
+    ask=[Ask("why", {k: f"({k}) {v}" for k, v in CHOICES_03_3.items()})],
 )
 def ex_03_3(answer) -> Verdict:
     choice = as_choice(answer, CHOICES_03_3, "CHOICES_03_3")
@@ -195,6 +199,8 @@ In code: SvmIoExit(0xCF80140, rip + 1, rip).to_vmx(immediate=False).
     "report for the same instruction? Answer (exit qualification, instruction length).",
     _SOLUTION_03_4,
     hint="Decode the SVM value first (chapter 02 has the SVM table), then encode it for VMX.",
+    ask=[Ask("qualification", placeholder="e.g. 0x12340000"),
+         Ask("length", placeholder="bytes")],
 )
 def ex_03_4(qualification, length) -> Verdict:
     value = as_int(qualification, "The exit qualification")
@@ -221,12 +227,6 @@ def ex_03_4(qualification, length) -> Verdict:
     return right("0x0CF80003, length 1: `out dx, eax`. The A32 address size has no place in it.")
 
 
-check_03_1, reveal_03_1, hint_03_1 = ex_03_1.check, ex_03_1.reveal, ex_03_1.hint
-check_03_2, reveal_03_2, hint_03_2 = ex_03_2.check, ex_03_2.reveal, ex_03_2.hint
-check_03_3, reveal_03_3, hint_03_3 = ex_03_3.check, ex_03_3.reveal, ex_03_3.hint
-check_03_4, reveal_03_4, hint_03_4 = ex_03_4.check, ex_03_4.reveal, ex_03_4.hint
-
-
 # -- seeded practice: decode N exit qualifications ----------------------------------------------
 
 HINTS_VMX = {
@@ -243,7 +243,7 @@ HINTS_VMX = {
 
 HOW = ("Decode each exit qualification. Answer like 'IN 8-bit port 0x60' or 'rep INS 16-bit "
        "port 0x1f0' (as str(IoAccess) prints), or 'invalid size' naming the bad field.\n"
-       "p.check(1, 'IN 8-bit port 0x60') marks one answer; p.reveal() shows them all.")
+       "p.check(1, 'IN 8-bit port 0x60') marks one answer; p.reveal(1) shows one worked answer.")
 
 
 def random_vmx_qualification(rng: random.Random) -> int:
@@ -288,4 +288,5 @@ def practice_03(seed: int = 1, n: int = 5, invalid: float = 0.2) -> Practice:
     The same ``seed`` always gives the same questions."""
     return decode_practice("practice_03", "Practice 03: decode the VMX exit qualification", seed,
                            n, invalid, random_vmx_qualification, _corrupt_vmx, _vmx_question,
-                           lambda v: VmxIoExit(v, 1, 0).access(), HOW)  # fmt: skip
+                           lambda v: VmxIoExit(v, 1, 0).access(), HOW,
+                           HINTS_VMX["invalid"])  # fmt: skip

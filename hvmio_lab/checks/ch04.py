@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decoder import decode_instruction, decode_table
-from .common import AnswerError, Practice, Question, Verdict, as_int, exercise, right, wrong
+from .common import AnswerError, Ask, Practice, Question, Verdict, as_int, exercise, right, wrong
 
 # -- reading a decode answer -----------------------------------------------------------------
 
@@ -112,8 +112,9 @@ def judge_decode(answer: Any, code: bytes, mode: int) -> Verdict:
             )
     if insn.mnemonic == "outs" and got.segment not in (None, insn.segment):
         hints.append(
-            "OUTS reads DS:[rSI] unless a segment prefix says otherwise; the last one wins, "
-            "and in 64-bit mode only FS and GS count."
+            "OUTS reads DS:[rSI] unless a segment prefix says otherwise; with two, this "
+            "decoder takes the last (architecturally unpredictable), and in 64-bit mode only "
+            "FS and GS count."
         )
     if hints:
         return wrong(" ".join(hints))
@@ -144,6 +145,8 @@ Check it: hvmio_lab.decode_instruction(bytes.fromhex("66 67 F3 6D"), 16).
     _SOLUTION_04_1,
     hint="Both 66 and 67 toggle away from the code segment's default. What is the default in "
     "a 16-bit segment?",
+    ask=[Ask("instruction", placeholder="e.g. rep insw"),
+         Ask("address size", {"16": "16-bit", "32": "32-bit", "64": "64-bit"})],
 )
 def ex_04_1(instruction, address_size) -> Verdict:
     got = parse_decoded(instruction)
@@ -169,9 +172,6 @@ def ex_04_1(instruction, address_size) -> Verdict:
     if asize != 32:
         return wrong(f"An address size is 16, 32 or 64 bits; got {asize}.")
     return right("rep insd dword ptr es:[edi], dx: dword elements at ES:EDI, ECX of them.")
-
-
-check_04_1, hint_04_1, reveal_04_1 = ex_04_1.check, ex_04_1.hint, ex_04_1.reveal
 
 
 # -- 04.2: DI and CX after rep insw with DF = 1 ----------------------------------------------
@@ -204,6 +204,7 @@ elements (RIP stays, CX = 2), the next exit finishes. The guest cannot tell.
     "What are DI and CX when it finishes? Answer (di, cx).",
     _SOLUTION_04_2,
     hint="Write out the five elements: where each one goes, and what DI is after it.",
+    ask=[Ask("DI", placeholder="e.g. 0x0010"), Ask("CX")],
 )
 def ex_04_2(di, cx) -> Verdict:
     di = as_int(di, "DI")
@@ -227,9 +228,6 @@ def ex_04_2(di, cx) -> Verdict:
     if di == 0xFFFF:
         return wrong("insw moves 2 bytes per element, so each step is 2, not 1.")
     return wrong("Five elements of 2 bytes, counting down from 0x0004, within 16 bits.")
-
-
-check_04_2, hint_04_2, reveal_04_2 = ex_04_2.check, ex_04_2.hint, ex_04_2.reveal
 
 
 # -- seeded practice: decode prefixed I/O instructions ----------------------------------------
@@ -274,7 +272,9 @@ def practice_04(seed: int = 4, n: int = 5) -> Practice:
         "Practice 04: decode these I/O instructions",
         seed,
         questions,
+        hint_text="Read the prefixes first (66 operand size, 67 address size, F3/F2 "
+        "repeat, segment overrides), then the opcode, against the mode's defaults.",
         how="Answer like 'in ax, 0x60', or for string forms 'rep insd a32' (add the segment "
-        "for OUTS: 'outsb a16 fs').\np.check(1, 'in ax, 0x60') marks one answer; p.reveal() shows "
-        "them all.",
+        "for OUTS: 'outsb a16 fs').\np.check(1, 'in ax, 0x60') marks one answer; p.reveal(1) shows "
+        "one worked answer.",
     )

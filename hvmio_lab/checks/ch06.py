@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 from ..timing import DEFAULT_PROFILE, exit_entry_for_ratio, load_profile
-from .common import AnswerError, Practice, Question, Verdict, exercise, right, wrong
+from .common import AnswerError, Ask, Practice, Question, Verdict, exercise, right, wrong
 
 # Made-up stage costs for exercises 06.1 and 06.2 (cycles): round numbers, not a real machine.
 GIVEN = {
@@ -83,6 +83,7 @@ seed's kind of figure.) In code:
     "fast path's speedup for one exit (emulator time / fast-path time)?",
     _SOLUTION_06_1,
     hint="Write down each path's sum. Which stages does the fast path skip?",
+    ask=[Ask("speedup", placeholder="e.g. 1.25")],
 )
 def ex_06_1(answer) -> Verdict:
     x = as_number(answer, "The speedup")
@@ -136,6 +137,7 @@ seed's IDE disk, served by qemu-dm, gained only 4-5 %.
     "trip replaces the 400-cycle handler. What is the speedup now?",
     _SOLUTION_06_2,
     hint="Who pays the round trip: the fast path, the emulator, or both?",
+    ask=[Ask("speedup", placeholder="e.g. 1.25")],
 )
 def ex_06_2(answer) -> Verdict:
     x = as_number(answer, "The speedup")
@@ -187,6 +189,7 @@ timing.exit_entry_for_ratio("amd-k8-2010", 0.5).
     "(cycles) would the fast path take exactly 50 % of the emulator's intercept time?",
     _SOLUTION_06_3,
     hint="Try the TimingPanel's exit + entry slider, then solve (X + a) / (X + a + s) = 0.5.",
+    ask=[Ask("exit + entry", placeholder="cycles")],
 )
 def ex_06_3(answer) -> Verdict:
     x = as_number(answer, "The exit + entry cost")
@@ -218,16 +221,12 @@ def ex_06_3(answer) -> Verdict:
     )
 
 
-check_06_1, reveal_06_1, hint_06_1 = ex_06_1.check, ex_06_1.reveal, ex_06_1.hint
-check_06_2, reveal_06_2, hint_06_2 = ex_06_2.check, ex_06_2.reveal, ex_06_2.hint
-check_06_3, reveal_06_3, hint_06_3 = ex_06_3.check, ex_06_3.reveal, ex_06_3.hint
-
-
 # -- seeded practice: speedups from stage costs -------------------------------------------------
 
 HOW_06 = (
     "Give the speedup of the fast path for one exit (emulator time / fast-path time), "
-    "to two decimals.\npractice.check(1, 1.25) marks one answer; practice.reveal() shows them all."
+    "to two decimals.\npractice.check(1, 1.25) marks one answer; practice.reveal(1) shows one"
+    " worked answer."
 )
 
 
@@ -277,4 +276,7 @@ def practice_06(seed: int = 1, n: int = 5) -> Practice:
         raise AnswerError(f"n must be 1..100, got {n}")
     rng = random.Random(f"practice_06/{seed}")
     questions = [_speedup_question(rng) for _ in range(n)]
-    return Practice("Practice 06: the speedup of one exit", seed, questions, HOW_06)
+    return Practice("Practice 06: the speedup of one exit", seed, questions, HOW_06,
+                    hint_text="Both paths pay exit + entry, the record read, the device and "
+                    "writeback; only the emulator pays fetch + decode. String I/O never takes "
+                    "the fast path.")

@@ -4,8 +4,9 @@ Facts (IO_EXITS.md §1, §3, §4, §5): the patch (Xen changeset 147808b8b8) sta
 direction in the vCPU and skips fetch + decode while ``io_size`` is non-zero. Confirmed defects:
 no zero extension of a 32-bit IN (fixed 2013, 9d89100ba8 and 1e521eddeb); RIP advanced before
 #GP is injected; the stash left stale after X86EMUL_UNHANDLEABLE; a device-model IN re-run
-through the full emulator at completion (the Sept-2010 rewrite, 65f6837480, fixed it). The
-guest-visible leftover data came from the PM-timer handler below the patch. Today VirtualBox
+through the full emulator at completion (the Sept-2010 rewrite, 65f6837480, fixed these three).
+The guest-visible leftover data came from the PM-timer handler below the patch (fixed 2015,
+c9e57594e1, XSA-121). Today VirtualBox
 and ACRN still merge a 32-bit IN into RAX.
 
 The excerpts below are quoted from the patch's diff lines, the code under review.
@@ -15,24 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import AnswerError, Verdict, as_int, as_word, exercise, right, wrong
-
-__all__ = [
-    "DEFECTS_07",
-    "EXCERPT_07_1",
-    "check_07_1",
-    "check_07_2",
-    "check_07_3",
-    "check_07_4",
-    "hint_07_1",
-    "hint_07_2",
-    "hint_07_3",
-    "hint_07_4",
-    "reveal_07_1",
-    "reveal_07_2",
-    "reveal_07_3",
-    "reveal_07_4",
-]
+from ..compare import Comparison, both_paths
+from .ch05 import one_ms_later
+from .common import AnswerError, Ask, Verdict, as_int, as_word, exercise, right, wrong
 
 CHANGESET = "147808b8b8"
 
@@ -99,6 +85,9 @@ same bug (IO_EXITS.md §7.4).
     "EXCERPT_07_1 is the VMX half of the patch. Which defect of DEFECTS_07 does it contain?",
     _SOLUTION_07_1,
     hint="Follow an access that fails: what happens first, the RIP update or the #GP?",
+    ask=[Ask("defect", {k: f"{k}: {v}" for k, v in DEFECTS_07.items()})],
+    given=EXCERPT_07_1,
+    prompt="The excerpt below is the VMX half of the 2010 patch. Which defect does it contain?",
 )
 def ex_07_1(answer) -> Verdict:
     name = _defect(answer)
@@ -168,6 +157,8 @@ def _bits(answer: Any) -> str:
     "wrong? Answer (rax, bits), bits like '15:8'.",
     _SOLUTION_07_2,
     hint="memcpy copies io_size bytes into the register slot and touches nothing else.",
+    ask=[Ask("RAX", placeholder="e.g. 0x1234"),
+         Ask("wrong bits", placeholder="e.g. 15:8")],
 )
 def ex_07_2(rax, bits) -> Verdict:
     value = as_int(rax, "RAX")
@@ -212,6 +203,8 @@ _DIRECTION = {"out": False, "write": False, "w": False, "in": True, "read": True
     "handle_mmio use for it? Answer (port, size, 'in' or 'out').",
     _SOLUTION_07_3,
     hint="What does handle_mmio look at first, and when is io_size set back to 0?",
+    ask=[Ask("port", placeholder="e.g. 0x60"), Ask("size", placeholder="bytes"),
+         Ask("direction", {"in": "in", "out": "out"})],
 )
 def ex_07_3(port, size, direction) -> Verdict:
     p, n = as_int(port, "The port"), as_int(size, "The size")
@@ -234,6 +227,8 @@ def ex_07_3(port, size, direction) -> Verdict:
 # -- 07.4: who still merges a 32-bit IN today ---------------------------------------------
 
 HYPERVISORS_07 = ("xen", "kvm", "bhyve", "virtualbox", "acrn")
+NAMES_07 = {"xen": "Xen", "kvm": "KVM", "bhyve": "bhyve", "virtualbox": "VirtualBox",
+            "acrn": "ACRN"}  # fmt: skip
 
 _SOLUTION_07_4 = """
 VirtualBox and ACRN (IO_EXITS.md §5). VirtualBox's HM merges and carries it as an acknowledged
@@ -249,6 +244,7 @@ for 8- and 16-bit INs, which should merge, so it errs the other way.
     "patch's bug) today? Answer a list of names.",
     _SOLUTION_07_4,
     hint="The last column of the cross-hypervisor table.",
+    ask=[Ask("still merge", {h: NAMES_07[h] for h in HYPERVISORS_07}, several=True)],
 )
 def ex_07_4(answer) -> Verdict:
     names = [answer] if isinstance(answer, str) else list(answer) if answer is not None else []
@@ -275,7 +271,40 @@ def ex_07_4(answer) -> Verdict:
     return wrong(" ".join(hints))
 
 
-check_07_1, reveal_07_1, hint_07_1 = ex_07_1.check, ex_07_1.reveal, ex_07_1.hint
-check_07_2, reveal_07_2, hint_07_2 = ex_07_2.check, ex_07_2.reveal, ex_07_2.hint
-check_07_3, reveal_07_3, hint_07_3 = ex_07_3.check, ex_07_3.reveal, ex_07_3.hint
-check_07_4, reveal_07_4, hint_07_4 = ex_07_4.check, ex_07_4.reveal, ex_07_4.hint
+# -- the chapter's explorer: each defect, the 2010 patch beside the modern path ----------------
+
+
+def _fail_then_rep_outsb(hv) -> object:
+    hv.step()  # out dx, eax to the UART: refused, and the stash survives
+    cpu = hv.machine.cpu
+    cpu.rip = 0x1001  # the guest carries on at rep outsb
+    cpu.rdx, cpu.rcx, cpu.rsi = 0x80, 2, 0x8000
+    hv.machine.memory.write(0x8000, b"ok")
+    return hv.step()
+
+
+def _post_then_short_timer_read(hv) -> object:
+    hv.step()  # out 0x80, eax: 0x5A5A5A5A passes through the handler's `data`
+    cpu = hv.machine.cpu
+    cpu.rax, cpu.rdx = 0, 0x1F48
+    one_ms_later(hv.machine)
+    return hv.step()  # in ax, dx: a 2-byte read of the PM timer
+
+
+# defect (a key of DEFECTS_07) → both_paths arguments that show it.
+DEFECT_RUNS_07 = {
+    "zero extension": {"code": b"\xed", "rax": 0xFFFF_FFFF_0000_0000, "rdx": 0x1F48,
+                       "setup": one_ms_later},
+    "rip before gp": {"code": b"\x66\xef", "rax": 0x4142, "rdx": 0x3F8},
+    "stale stash": {"code": b"\xef\xf3\x6e", "rax": 0x41424344, "rdx": 0x3F8,
+                    "script": _fail_then_rep_outsb},
+    "re-emulation": {"code": b"\xec", "rdx": 0x3FD},
+    "leftover data": {"code": b"\xe7\x80\x66\xed", "rax": 0x5A5A5A5A,
+                      "script": _post_then_short_timer_read},
+}  # fmt: skip
+
+
+def run_defect_07(defect: str, vendor: str = "svm", modern: str = "fast") -> Comparison:
+    """The run of ``DEFECT_RUNS_07[defect]`` under the 2010 patch and under ``modern``."""
+    args = dict(DEFECT_RUNS_07[defect])
+    return both_paths(args.pop("code"), vendor=vendor, paths=("seed2010", modern), **args)

@@ -12,7 +12,11 @@ An exercise is a judge function wrapped by ``@exercise``::
         ...
         return wrong("...")
 
-    check_02_1, reveal_02_1 = ex_02_1.check, ex_02_1.reveal
+That one declaration is the whole exercise: ``checks/__init__.py`` derives the names
+``check_02_1``, ``hint_02_1`` and ``reveal_02_1`` from the registry, and the exercise widget
+(``hvmio_lab.widgets.exercise("02_1")``) builds its answer boxes from ``ask=`` (one ``Ask`` per
+judge argument; without it, one text box per parameter of the judge). ``given=`` is material
+shown with the question (a string, or a function called only when shown).
 
 ``check`` prints ✓ or ✗ with a hint aimed at the likely misconception and returns nothing (so
 a notebook cell shows just the line); ``judge`` returns the ``Verdict`` for tests. A judge
@@ -23,14 +27,17 @@ questions, ``check(i, answer)`` marks one, ``reveal()`` prints the worked answer
 
 from __future__ import annotations
 
+import inspect
 import random
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from ..errors import ExitInfoError
+from ..errors import ExitInfoError, InvalidValue
 from ..exits import IoAccess
+from ..numbers import parse_number
 
 RIGHT, WRONG = "✓", "✗"
 
@@ -56,13 +63,71 @@ class AnswerError(ValueError):
     """The answer is not in the form the exercise asks for; the message says which form."""
 
 
+@dataclass(frozen=True)
+class Ask:
+    """One answer box of an exercise: a text box, or a pick among ``options`` (value → label).
+    ``count`` > 0 asks for a list of that many values (one box each); ``several`` lets the
+    learner tick any number of the options (the answer is the list ticked)."""
+
+    label: str
+    options: Mapping[str, str] | None = None
+    count: int = 0
+    several: bool = False
+    placeholder: str = ""
+
+
+Text = str | Callable[[], str]  # a text, or a function that makes it when first needed
+
+
 @dataclass
 class Exercise:
+    """One exercise. Its question and solution may be given as functions, so that a chapter
+    whose texts quote a guest program loads nothing until the text is first read."""
+
     key: str
-    question: str
-    solution: str
+    question_source: Text
+    solution_source: Text
     judge_fn: Callable[..., Verdict]
     hint_text: str = ""
+    ask: tuple[Ask, ...] = ()
+    given: str | Callable[[], str] = ""
+    prompt: str = ""
+
+    @cached_property
+    def question(self) -> str:
+        q = self.question_source
+        return q() if callable(q) else q
+
+    @cached_property
+    def solution(self) -> str:
+        s = self.solution_source
+        return s() if callable(s) else s
+
+    @property
+    def widget_question(self) -> str:
+        """The question as its widget asks it: as declared by ``prompt``, else the question
+        without the sentence that tells a code cell how to shape its answer (the widget's
+        labelled boxes say that)."""
+        if self.prompt:
+            return self.prompt
+        return _CODE_FORM.sub("", self.question).strip()
+
+    @property
+    def asks(self) -> tuple[Ask, ...]:
+        """The answer boxes: as declared, or one text box per parameter of the judge."""
+        if self.ask:
+            return self.ask
+        names = inspect.signature(self.judge_fn).parameters
+        return tuple(Ask(name.replace("_", " ")) for name in names)
+
+    @property
+    def given_text(self) -> str:
+        """The material shown with the question (computed only when asked for)."""
+        return self.given() if callable(self.given) else self.given
+
+    @property
+    def hint_line(self) -> str:
+        return self.hint_text or f"Re-read the question: {self.question}"
 
     def judge(self, *answer: Any) -> Verdict:
         if any(a is None or a is Ellipsis for a in answer):
@@ -84,7 +149,7 @@ class Exercise:
 
     def hint(self) -> None:
         """Print a nudge that gives nothing away."""
-        print(self.hint_text or f"Re-read the question: {self.question}")
+        print(self.hint_line)
 
     def reveal(self) -> None:
         """Print the worked solution."""
@@ -92,15 +157,20 @@ class Exercise:
 
 
 EXERCISES: dict[str, Exercise] = {}
+# "Answer (field, bytes).", "Pick 'a', 'b' … from CHOICES_05_3.", "Answer a list of names."
+_CODE_FORM = re.compile(r"\s*(Answer \(.*|Pick '.*|Answer a list of .*)$")
 
 
-def exercise(key: str, question: str, solution: str, hint: str = ""):
+def exercise(key: str, question: Text, solution: Text, hint: str = "",
+             ask: Sequence[Ask] = (), given: str | Callable[[], str] = "",
+             prompt: str = ""):  # fmt: skip
     """Register the decorated judge as exercise ``key`` and return the ``Exercise``."""
 
     def register(judge_fn: Callable[..., Verdict]) -> Exercise:
         if key in EXERCISES:
             raise ValueError(f"exercise {key} is defined twice")
-        EXERCISES[key] = ex = Exercise(key, question, solution, judge_fn, hint)
+        EXERCISES[key] = ex = Exercise(key, question, solution, judge_fn, hint, tuple(ask),
+                                       given, prompt)  # fmt: skip
         return ex
 
     return register
@@ -115,8 +185,8 @@ def as_int(answer: Any, what: str) -> int:
         return answer
     if isinstance(answer, str):
         try:
-            return int(answer.strip().replace("_", ""), 0)
-        except ValueError:
+            return parse_number(answer)
+        except InvalidValue:
             pass
     what = what[0].lower() + what[1:] if what.startswith("The ") else what
     raise AnswerError(f"Answer {what} with a number, e.g. 12 or 0x2a; got {answer!r}.")
@@ -127,6 +197,10 @@ ROLES = {
     "xen": "hypervisor", "cpu": "cpu", "hardware": "cpu", "processor": "cpu", "guest": "guest",
     "device": "device", "device model": "device", "uart": "device", "qemu": "device",
 }  # fmt: skip
+
+
+ROLE_OPTIONS = {"cpu": "the CPU", "guest": "the guest", "device": "the device",
+                "hypervisor": "the hypervisor"}  # fmt: skip
 
 
 def as_role(answer: Any) -> str:
@@ -231,6 +305,32 @@ def parse_access(text: Any) -> IoAccess | str:
     )
 
 
+# What learners call the fields a broken record gets wrong (SVM and VMX names alike).
+_FIELD_NAMES = {
+    "sz": "size", "size": "size", "operand size": "size", "data size": "size",
+    "access size": "size", "a": "address size", "address size": "address size",
+    "address": "address size", "addr": "address size", "addr size": "address size",
+    "asz": "address size", "seg": "segment", "segment": "segment", "sreg": "segment",
+    "reserved": "reserved", "rsvd": "reserved", "mbz": "reserved", "must be zero": "reserved",
+    "operand encoding": "operand encoding", "operand": "operand encoding",
+    "encoding": "operand encoding", "immediate": "operand encoding", "imm": "operand encoding",
+    "imm8": "operand encoding",
+}  # fmt: skip
+
+
+def field_name(text: str) -> str:
+    """One name for a field however it is written: 'A', 'address size', 'A64 bits' → the
+    same; unknown names come back lower-cased."""
+    words = [w for w in re.sub(r"[^\w\s]", " ", text.lower()).split()
+             if w not in ("bit", "bits", "field", "the", "is", "wrong", "bad", "invalid")]
+    phrase = " ".join(words)
+    if phrase in _FIELD_NAMES:
+        return _FIELD_NAMES[phrase]
+    first = words[0] if words else ""
+    sized = re.fullmatch(r"(sz|a)(8|16|32|64)", first)  # SZ16, A64: a bit of the field
+    return _FIELD_NAMES.get(sized[1] if sized else first, phrase)
+
+
 def judge_access(answer: Any, expected: IoAccess | str, hints: dict[str, str]) -> Verdict:
     """Mark a decode answer (see ``parse_access``) against ``expected``: an access, or the
     name of the field that makes the record invalid. ``hints`` gives the vendor's wording for
@@ -239,8 +339,7 @@ def judge_access(answer: Any, expected: IoAccess | str, hints: dict[str, str]) -
     if isinstance(expected, str):
         if not isinstance(got, str):
             return wrong(hints["invalid"])
-        named = got.replace("bits", "").replace("bit", "").strip()
-        if named and named.split()[0] != expected.lower().split()[0]:
+        if got and field_name(got) != field_name(expected):
             return wrong(f"It is invalid, but not because of {got!r}. {hints['invalid']}")
         return right(f"Invalid: {expected}.")
     if isinstance(got, str):
@@ -267,21 +366,36 @@ class Question:
     answer: str  # what reveal() prints first
     worked: str  # how to get there
     judge: Callable[[Any], Verdict]
+    hint: str = ""  # a nudge for this question; the set's hint when empty
 
 
 @dataclass
 class Practice:
-    """Seeded questions (OSTEP homework style): print them, answer, check, reveal."""
+    """Seeded questions (OSTEP homework style): print them, answer, check, reveal one.
+
+    Questions are numbered from 1; ``check``, ``hint`` and ``reveal`` take the number (``3``,
+    ``"3"`` or ``"Q3"``) and answer a bad one with a message, never an exception. ``reveal()``
+    without a number shows one answer: the first question not yet answered right."""
 
     title: str
     seed: int
     questions: Sequence[Question]
     how: str = ""
+    hint_text: str = ""
+    solved: set[int] = field(default_factory=set)
 
-    def _question(self, i: int) -> Question:
-        if not 1 <= i <= len(self.questions):
-            raise IndexError(f"questions are numbered 1..{len(self.questions)}, got {i}")
-        return self.questions[i - 1]
+    def number(self, i: Any) -> int:
+        """Question ``i`` as a number 1..n, or AnswerError saying what the numbers are."""
+        n = len(self.questions)
+        text = i.strip().lower().removeprefix("q").strip() if isinstance(i, str) else None
+        if text is not None and text.isdigit():
+            i = int(text)
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise AnswerError(f"Name a question by its number, 1 to {n} (e.g. 1 or 'Q1'); "
+                              f"got {i!r}.")  # fmt: skip
+        if not 1 <= i <= n:
+            raise AnswerError(f"This set has questions 1 to {n}; there is no question {i}.")
+        return i
 
     def text(self) -> str:
         lines = [f"{self.title} (seed={self.seed})"]
@@ -296,24 +410,58 @@ class Practice:
     def _repr_pretty_(self, p, cycle) -> None:
         p.text(self.text())
 
-    def judge(self, i: int, answer: Any) -> Verdict:
-        question = self._question(i)
-        if answer is None or answer is Ellipsis:
-            return Verdict(False, f"{WRONG} No answer yet: replace None with yours, then run the "
-                                  "cell again.")
+    def judge(self, i: Any, answer: Any) -> Verdict:
         try:
-            return question.judge(answer)
+            n = self.number(i)
+        except AnswerError as e:
+            return Verdict(False, f"{WRONG} {e}")
+        if answer is None or answer is Ellipsis or (isinstance(answer, str) and not
+                                                    answer.strip()):  # fmt: skip
+            return Verdict(False, f"{WRONG} No answer yet: give yours, then check again.")
+        try:
+            verdict = self.questions[n - 1].judge(answer)
         except AnswerError as e:
             return wrong(str(e))
+        if verdict.ok:
+            self.solved.add(n)
+        return verdict
 
-    def check(self, i: int, answer: Any) -> None:
-        print(f"Q{i}: {self.judge(i, answer)}")
+    def check(self, i: Any, answer: Any) -> None:
+        verdict = self.judge(i, answer)
+        try:
+            print(f"Q{self.number(i)}: {verdict}")
+        except AnswerError:
+            print(verdict)
 
-    def reveal(self, i: int | None = None) -> None:
-        numbers = range(1, len(self.questions) + 1) if i is None else [i]
-        for n in numbers:
-            q = self._question(n)
-            print(f"Q{n}. {q.prompt}\n     answer: {q.answer}\n     {q.worked}")
+    def hint_line(self, i: Any) -> str:
+        """A nudge for question ``i`` (or the message naming the valid numbers)."""
+        try:
+            n = self.number(i)
+        except AnswerError as e:
+            return str(e)
+        return (self.questions[n - 1].hint or self.hint_text or
+                "Work it out as in the chapter; Check says which part is off.")  # fmt: skip
+
+    def hint(self, i: Any) -> None:
+        print(self.hint_line(i))
+
+    def reveal_text(self, i: Any = None) -> str:
+        """The worked answer of question ``i``; without ``i``, of the first one not yet
+        answered right."""
+        if i is None:
+            open_ = [n for n in range(1, len(self.questions) + 1) if n not in self.solved]
+            if not open_:
+                return "Every question is answered: well done."
+            i = open_[0]
+        try:
+            n = self.number(i)
+        except AnswerError as e:
+            return str(e)
+        q = self.questions[n - 1]
+        return f"Q{n}. {q.prompt}\n     answer: {q.answer}\n     {q.worked}"
+
+    def reveal(self, i: Any = None) -> None:
+        print(self.reveal_text(i))
 
 
 def record_question(
@@ -347,6 +495,7 @@ def decode_practice(
     question: Callable[[int, IoAccess | str], Question],
     decode: Callable[[int], IoAccess],
     how: str = "",
+    hint: str = "",
 ) -> Practice:
     """``n`` seeded records to decode (OSTEP style: the same seed gives the same questions);
     about ``invalid`` of them are broken by ``corrupt``."""
@@ -361,4 +510,4 @@ def decode_practice(
             questions.append(question(value, bad))
         else:
             questions.append(question(value, decode(value)))
-    return Practice(title, seed, questions, how)
+    return Practice(title, seed, questions, how, hint)

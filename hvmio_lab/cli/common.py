@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import codecs
+import io
+import sys
 from typing import NoReturn
 
+from ..errors import InvalidValue
 from ..exits import SvmIoExit, VmxIoExit
 from ..fields import format_rows
+from ..numbers import parse_number
 
 PROG = "hvmio-lab"
 USAGE_ERROR = 2
+# What the CLI prints outside ASCII, spelled in ASCII for a terminal that cannot show it.
+_ASCII = {"→": "->", "←": "<-", "−": "-", "–": "-", "—": "-", "×": "x", "≤": "<=", "≥": ">=",
+          "≠": "!=", "…": "...", "✓": "ok", "✗": "x", "⚠": "!", "§": "S", "µ": "u", "·": "."}
+
+
+def _ascii_fallback(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    text = error.object[error.start : error.end]
+    ascii_ = "".join(_ASCII.get(c) or c.encode("ascii", "backslashreplace").decode() for c in text)
+    return ascii_, error.end
+
+
+codecs.register_error("hvmio_lab.ascii", _ascii_fallback)
+
+
+def survive_any_terminal() -> None:
+    """Print what a terminal's encoding cannot show in ASCII (``→`` as ``->``), never fail.
+
+    ``PYTHONIOENCODING=ascii``, a C locale or a Windows code page would otherwise end a
+    command in a UnicodeEncodeError traceback halfway through its table."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="hvmio_lab.ascii")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,13 +49,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def number(text: str) -> int:
-    """An integer as a learner writes one: 0x1f48, 0b101, 0o17, 8008 or 1f48_0241 with 0x."""
+    """An integer by the core's one rule (``hvmio_lab.numbers``): 0x1f48, 0b101, 0o17, 8008."""
     try:
-        return int(text.replace("_", ""), 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a number: {text!r} (write hex with 0x, e.g. 0x1f480241)"
-        ) from None
+        return parse_number(text)
+    except InvalidValue as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 

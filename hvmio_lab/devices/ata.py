@@ -16,6 +16,12 @@ class AtaDisk:
     DRQ while the 256-word block streams out of the 16-bit data port. The busy time is a model:
     real drives are busy for a time, not a count of polls. There is no device 1: while it is
     selected (Device register bit 4), status reads 00h and commands are ignored.
+
+    A command written while BSY or DRQ is set is ignored: the host must not write the Command
+    register then (ATA/ATAPI-6 §9), and QEMU's ``ide_exec_cmd`` drops such a command unless it
+    is DEVICE RESET (not modelled here; SRST in Device Control is). A 32-bit data read with
+    one word left takes that word (upper half all ones) and ends the block, so mixing 16- and
+    32-bit reads never leaves DRQ set with nothing to read.
     """
 
     location: Location = "device-model"
@@ -31,6 +37,8 @@ class AtaDisk:
             image = resources.data("guests", "disk.img").read_bytes()
         if len(image) % self.SECTOR:
             raise DeviceError(f"disk image must be whole 512-byte sectors, got {len(image)} bytes")
+        if busy_polls.__class__ is not int or busy_polls < 0:
+            raise DeviceError(f"busy_polls is a count of status reads ≥ 0, got {busy_polls!r}")
         self.image = bytes(image)
         self.busy_polls = busy_polls
         self.reset()
@@ -53,17 +61,29 @@ class AtaDisk:
         self.next_lba = 0
         self.busy_left = 0
 
+    @property
+    def claims(self) -> tuple[tuple[range, AtaDisk], ...]:
+        """The command block and the control block: attached together or not at all."""
+        return ((range(0x1F0, 0x1F8), self), (range(0x3F6, 0x3F7), self))
+
     def attach_to(self, bus: Bus) -> None:
-        bus.attach(range(0x1F0, 0x1F8), self)
-        bus.attach(range(0x3F6, 0x3F7), self)
+        bus.attach_all(self.claims)
 
     def lba(self) -> int:
         low, mid, high = self.lba_bytes
         return ((self.drive & 0x0F) << 24) | (high << 16) | (mid << 8) | low
 
+    def geometry(self) -> tuple[int, int, int]:
+        """Default cylinders, heads, sectors per track (IDENTIFY words 1, 3, 6): up to 16 heads
+        of 63 sectors, as many whole cylinders as the image fills (at least one)."""
+        spt = min(self.sectors, 63) or 1
+        heads = max(1, min(16, self.sectors // spt))
+        return max(1, min(16383, self.sectors // (heads * spt))), heads, spt
+
     def identify_block(self) -> bytes:
         words = [0] * 256
         words[0] = 0x0040  # fixed (non-removable) ATA device
+        words[1], words[3], words[6] = self.geometry()  # default CHS, for BIOS int 13h
         words[49] = 0x0200  # LBA supported
         words[60], words[61] = self.sectors & 0xFFFF, self.sectors >> 16
         for start, text, n in ((10, "HVMIO0001", 10), (23, "0.1", 4), (27, self.MODEL, 20)):
@@ -102,14 +122,40 @@ class AtaDisk:
             return ones(size)  # no data phase: the bus floats high
         pos, buffer = self.pos, self.buffer
         end = pos + size
-        if end > len(buffer):
-            return ones(size)  # a 32-bit read past the block's end
+        if end > len(buffer):  # a 32-bit read of the last word: it ends the block all the same
+            end = len(buffer)
+            self.pos = end
+            self._block_done()
+            return int.from_bytes(buffer[pos:end], "little") | ones(size) & ~0xFFFF
         self.pos = end
         if end == len(buffer):
             self._block_done()  # may load the next sector into self.buffer; we hold the old one
         if size == 2:  # the hot path of `rep insw`: two byte loads beat a slice + from_bytes
             return buffer[pos] | buffer[pos + 1] << 8
         return int.from_bytes(buffer[pos:end], "little")
+
+    def read_many(self, port: int, size: int, n: int) -> bytes:
+        """``n`` data-port reads at once (a ``rep insw`` batch), equal to ``n`` ``read`` calls."""
+        if port != 0x1F0 or size not in (2, 4):
+            return b"".join(self.read(port, size).to_bytes(size, "little") for _ in range(n))
+        out = bytearray()
+        while n:
+            if self.busy_left or not self.status & self.DRQ:
+                out += b"\xff" * (size * n)  # no data phase: every read floats high
+                break
+            pos, buffer = self.pos, self.buffer
+            k = min(n, (len(buffer) - pos) // size)
+            if k == 0:  # a 32-bit read of the last word
+                out += self._data_read(size).to_bytes(size, "little")
+                n -= 1
+                continue
+            end = pos + k * size
+            out += buffer[pos:end]
+            n -= k
+            self.pos = end
+            if end == len(buffer):
+                self._block_done()
+        return bytes(out)
 
     def _block_done(self) -> None:
         if self.remaining:
@@ -150,6 +196,8 @@ class AtaDisk:
     def _command(self, command: int) -> None:
         if self.drive & self.DEV:
             return  # addressed to the absent device 1: the master ignores it
+        if self.busy_left or self.status & self.DRQ:
+            return  # BSY or DRQ: the command is not accepted (see the class docstring)
         self.error = 0
         if command == 0xEC:
             self.buffer, self.pos, self.remaining = self.identify_block(), 0, 0

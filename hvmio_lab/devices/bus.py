@@ -9,11 +9,21 @@ changes any of its state.
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 from typing import Literal, NamedTuple, Protocol
 
-from ..errors import BusError
+from ..errors import BusError, DeviceError
 
 Location = Literal["hypervisor", "device-model"]
+
+
+class Clock(Protocol):
+    """Guest time in ns, for the devices that keep time (``machine.VirtualClock`` is one):
+    typed here so that no device imports the machine above it."""
+
+    ns: int
 
 
 class Device(Protocol):
@@ -50,11 +60,25 @@ def device_name(device: object) -> str:
     return getattr(device, "name", type(device).__name__)
 
 
+_SIZES = frozenset({1, 2, 4})
+ELEMENT_FORMAT = {1: "B", 2: "H", 4: "I"}  # struct's code for an element of each size
+_MASK = {size: ones(size) for size in _SIZES}  # a lookup, on the path of every access
+
+
+def _refuse(port: object, size: object) -> None:
+    """Name what is wrong with a port access the bus cannot route."""
+    if size.__class__ is not int or size not in _SIZES:
+        raise BusError(f"a port access is 1, 2 or 4 bytes, got size {size!r}")
+    raise BusError(f"ports are 0..0xffff, got {port!r}")
+
+
 class Bus:
     """Routes port accesses to devices by the first port of the access.
 
-    Unclaimed ports read as all ones and drop writes (Xen's null handler; a PCI master abort),
-    and every such access is logged. Claimed accesses are logged while ``recording`` is on.
+    Unclaimed ports read as all ones and drop writes (Xen's null handler; a PCI master abort).
+    Every access is logged while ``recording`` is on, and nothing is with it off. The
+    switch belongs to whoever runs the machine (the ``Hypervisor`` sets it from its own
+    ``recording``); a bare bus records, so a test can watch it.
     """
 
     def __init__(self) -> None:
@@ -62,8 +86,27 @@ class Bus:
         self._ranges: list[tuple[range, Device]] = []
         self.log: list[BusEvent] = []
         self.recording = True
+        # device_at(port): the device claiming ``port``, or None. The port table's own get,
+        # with no Python call around it: every exit asks where its access goes.
+        self.device_at: Callable[[int], Device | None] = self._ports.get
 
     def attach(self, ports: range, device: Device) -> None:
+        self.attach_all(((ports, device),))
+
+    def attach_all(self, claims: Iterable[tuple[range, Device]]) -> None:
+        """Attach several (ports, device) claims at once, or none of them: every claim is
+        checked, against the bus and against the others, before any is made."""
+        claims = list(claims)
+        taken = list(self._ranges)
+        for ports, device in claims:
+            self._check(ports, device, taken)
+            taken.append((ports, device))
+        for ports, device in claims:
+            self._ranges.append((ports, device))
+            self._ports.update(dict.fromkeys(ports, device))
+
+    @staticmethod
+    def _check(ports: range, device: Device, taken: list[tuple[range, Device]]) -> None:
         if not isinstance(ports, range) or ports.step != 1 or not ports:
             raise BusError(f"ports must be a non-empty range with step 1, got {ports!r}")
         if ports.start < 0 or ports.stop > 0x10000:
@@ -77,18 +120,13 @@ class Bus:
             raise BusError(
                 f"{device_name(device)} must declare location 'hypervisor' or 'device-model'"
             )
-        for other_ports, other in self._ranges:
+        for other_ports, other in taken:
             lo, hi = max(ports.start, other_ports.start), min(ports.stop, other_ports.stop)
             if lo < hi:
                 raise BusError(
                     f"ports {lo:#x}..{hi - 1:#x} of {device_name(device)} are already claimed "
                     f"by {device_name(other)} ({other_ports.start:#x}..{other_ports.stop - 1:#x})"
                 )
-        self._ranges.append((ports, device))
-        self._ports.update(dict.fromkeys(ports, device))
-
-    def device_at(self, port: int) -> Device | None:
-        return self._ports.get(port)
 
     @property
     def devices(self) -> dict[str, Device]:
@@ -96,22 +134,102 @@ class Bus:
 
     def read(self, port: int, size: int) -> int:
         device = self._ports.get(port)
+        mask = _MASK.get(size)
+        if mask is None or size.__class__ is not int:
+            _refuse(port, size)
         if device is None:
-            value = ones(size)
-            self.log.append(BusEvent(port, size, True, value, "unclaimed", "hypervisor"))
-            return value
-        value = device.read(port, size) & ones(size)
+            if port.__class__ is not int or not 0 <= port <= 0xFFFF:
+                _refuse(port, size)
+            if self.recording:
+                self.log.append(BusEvent(port, size, True, mask, "unclaimed", "hypervisor"))
+            return mask  # all ones
+        value = device.read(port, size) & mask
         if self.recording:
             self.log.append(BusEvent(port, size, True, value, device_name(device), device.location))
         return value
 
     def write(self, port: int, size: int, value: int) -> None:
-        value &= ones(size)
         device = self._ports.get(port)
+        mask = _MASK.get(size)
+        if mask is None or size.__class__ is not int:
+            _refuse(port, size)
+        value &= mask
         if device is None:
-            self.log.append(BusEvent(port, size, False, value, "unclaimed", "hypervisor"))
+            if port.__class__ is not int or not 0 <= port <= 0xFFFF:
+                _refuse(port, size)
+            if self.recording:
+                self.log.append(BusEvent(port, size, False, value, "unclaimed", "hypervisor"))
             return
         device.write(port, size, value)
         if self.recording:
             name = device_name(device)
             self.log.append(BusEvent(port, size, False, value, name, device.location))
+
+    def read_many(self, port: int, size: int, n: int) -> bytes:
+        """``n`` reads of one port, as the bytes they put in memory (little-endian elements in
+        the order read): what a ``rep ins`` batch needs. With recording off the device is
+        called directly, all at once if it offers ``read_many(port, size, n)`` (which must
+        equal ``n`` reads); a DeviceError part-way raises ``PartialRead`` with the elements
+        read before it."""
+        device = self._ports.get(port)
+        if size not in _SIZES or size.__class__ is not int:
+            _refuse(port, size)
+        if device is not None and not self.recording:
+            bulk = getattr(device, "read_many", None)
+            if bulk is not None:
+                return bulk(port, size, n)
+            read = device.read  # unmasked: _pack masks
+        else:
+            read = self.read
+        got: list[int] = []
+        try:  # element by element, in C: extend keeps what was read before an error
+            got.extend(map(read, repeat(port, n), repeat(size, n)))
+        except DeviceError as e:
+            raise PartialRead(_pack(got, size), e) from e
+        return _pack(got, size)
+
+
+    def write_many(self, port: int, size: int, values: Sequence[int]) -> None:
+        """Write ``values`` to one port in order (a ``rep outs`` batch); with recording off the
+        device is called directly. A DeviceError part-way raises ``PartialWrite`` with the
+        number of elements written before it."""
+        device = self._ports.get(port)
+        if size not in _SIZES or size.__class__ is not int:
+            _refuse(port, size)
+        write = device.write if device is not None and not self.recording else self.write
+        done = 0
+        try:
+            for value in values:
+                write(port, size, value)
+                done += 1
+        except DeviceError as e:
+            raise PartialWrite(done, e) from e
+
+
+def _pack(values: list[int], size: int) -> bytes:
+    """Elements as little-endian bytes; a device called directly may answer wider than asked,
+    so the values are masked (as the bus would) when struct refuses them."""
+    fmt = f"<{len(values)}{ELEMENT_FORMAT[size]}"
+    try:
+        return struct.pack(fmt, *values)
+    except struct.error:
+        mask = ones(size)
+        return struct.pack(fmt, *(v & mask for v in values))
+
+
+class PartialWrite(DeviceError):
+    """A device refused an element of a batch: ``done`` elements were written before it."""
+
+    def __init__(self, done: int, error: DeviceError):
+        super().__init__(str(error))
+        self.done = done
+        self.error = error
+
+
+class PartialRead(DeviceError):
+    """A device refused an element of a batch: ``data`` holds the elements read before it."""
+
+    def __init__(self, data: bytes, error: DeviceError):
+        super().__init__(str(error))
+        self.data = data
+        self.error = error

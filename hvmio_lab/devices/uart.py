@@ -14,8 +14,9 @@ class Uart16550:
     THR writes append to ``output``; RBR reads consume ``input`` one byte at a time (the
     side-effecting read that must never be replayed). LSR reports data ready (bit 0) and an
     always-empty transmitter (THRE bit 5, TEMT bit 6): like QEMU's emulated UART, the model
-    transmits instantly, so LSR idles at 0x60. Registers are 8 bits wide: wider accesses are
-    refused with DeviceError.
+    transmits instantly, so LSR idles at 0x60. Registers are 8 bits wide: wider accesses, and
+    values or ports that do not fit, are refused with DeviceError. IER bits 7:4 are not
+    implemented on a 16550 and read 0 (datasheet, Table II).
     """
 
     location: Location = "device-model"
@@ -41,11 +42,17 @@ class Uart16550:
         self.input.extend(data)
 
     def _check(self, port: int, size: int) -> int:
+        valid = port.__class__ is int
+        shown = f"{port:#x}" if valid else repr(port)
         if size != 1:
             raise DeviceError(
-                f"16550 registers are 8 bits wide; refused a {size}-byte access to {port:#x}"
+                f"16550 registers are 8 bits wide; refused a {size}-byte access to {shown}"
             )
-        return port - self.base
+        offset = port - self.base if valid else -1
+        if not 0 <= offset < 8:
+            last = self.base + 7
+            raise DeviceError(f"the UART has ports {self.base:#x}..{last:#x}, got {shown}")
+        return offset
 
     def _dlab(self) -> bool:
         return bool(self.regs[3] & 0x80)
@@ -66,11 +73,15 @@ class Uart16550:
 
     def write(self, port: int, size: int, value: int) -> None:
         offset = self._check(port, size)
+        if value.__class__ is not int or not 0 <= value <= 0xFF:
+            raise DeviceError(f"a 16550 register takes a byte 0..0xff, got {value!r}")
         if offset in (0, 1) and self._dlab():
             shift = 8 * offset
             self.divisor = (self.divisor & ~(0xFF << shift)) | (value << shift)
         elif offset == 0:
             self.output.append(value)
+        elif offset == 1:
+            self.regs[1] = value & 0x0F  # IER bits 7:4 are always 0
         elif offset in self.regs:
             self.regs[offset] = value
         # FCR (2), LSR (5) and MSR (6) writes have no modelled effect

@@ -30,9 +30,10 @@ import traitlets
 from ipywidgets.widgets.widget_bool import ToggleButtonStyle
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-from ..errors import ExitInfoError
+from ..errors import ExitInfoError, InvalidValue
 from ..exits import SvmIoExit, VmxIoExit
 from ..fields import EXIT_QUALIFICATION, EXITINFO1, SEGMENTS, Field, Layout, Row, format_rows
+from ..numbers import parse_number
 from ..plots import GREY, field_colour, is_filler, tint
 
 BIT_PX = 26  # width of one bit toggle; the bit-number row above uses the same pitch
@@ -44,17 +45,12 @@ CHOOSE = "— choose —"  # a translation fact the learner has not picked yet
 
 
 def parse_register_text(text: str) -> int:
-    """What a learner types into the hex box: ``0x1f480241``, ``1f480241``, ``0b101``,
-    ``0o17`` or ``1f48_0241``. Bare digits are hex, as the box's label says."""
-    s = text.strip().lower().replace("_", "")
-    if not s:
-        raise ExitInfoError("type a value in hex, e.g. 0x1f480241")
+    """What a learner types into the box, read by the core's one rule (``hvmio_lab.numbers``:
+    ``0x1f480241``, ``0b101``, ``0o17``, plain digits decimal, ``_`` between digits)."""
     try:
-        if s.startswith(("0x", "0b", "0o")):
-            return int(s, 0)
-        return int(s, 16)
-    except ValueError:
-        raise ExitInfoError(f"not a number: {text.strip()!r} (type hex, e.g. 0x1f480241)") from None
+        return parse_number(text, "the register value")
+    except InvalidValue as e:
+        raise ExitInfoError(str(e)) from None
 
 
 def rows_html(rows: tuple[Row, ...], caption: str = "") -> str:
@@ -129,17 +125,21 @@ class BitFlipper(W.VBox):
             "html_style": HTMLStyle(),
             "label": W.Layout(margin="0 1px"),
             "row": W.Layout(margin="0"),
-            "group": W.Layout(margin="0 4px 4px 0", align_items="stretch"),
+            "group": W.Layout(margin="0 4px 4px 0", align_items="stretch", flex="0 0 auto"),
         }
         head = W.HTML(
             _style_sheet(layout) + f"<b>{html.escape(layout.title)}</b> "
             f"<span style='color:#666'>({html.escape(layout.source)})</span>",
             style=self._shared["html_style"],
         )
+        # One row, never wrapped, bit 0 at the far right as the text says: where the page is
+        # too narrow (a file browser open at 1280 px) the row scrolls sideways instead.
         bits = W.HBox(
             [self._field_group(f) for f in reversed(layout.fields)],
-            layout=W.Layout(flex_flow="row wrap", align_items="flex-end"),
+            layout=W.Layout(flex_flow="row nowrap", align_items="flex-end", overflow="auto",
+                            width="100%", padding="0 0 4px 0"),
         )
+        bits.add_class("hvmio-bits")
         self.hex = W.Text(
             description="hex", continuous_update=False, disabled=readonly,
             layout=W.Layout(width="22em"),
@@ -395,7 +395,7 @@ class BitFlipper(W.VBox):
             return None, f"nothing to translate: {e}"
         if self.target == "VMX":
             choice = self.immediate_choice.value
-            if choice == CHOOSE:
+            if choice not in ("DX", "imm8"):
                 return None, (
                     "SVM's EXITINFO1 does not say whether the port came from DX or an "
                     "immediate byte; VMX records it in bit 6. Choose 'port from' above."
@@ -409,15 +409,21 @@ class BitFlipper(W.VBox):
             return record.qualification, f"exit qualification {record.qualification:#x} ({note})"
         asize, seg = self.address_size_choice.value, self.segment_choice.value
         string = bool(EXIT_QUALIFICATION.field("string").extract(self.value))
-        if asize == CHOOSE:
+        is_in = bool(EXIT_QUALIFICATION.field("direction").extract(self.value))
+        if asize not in (16, 32, 64):
             return None, (
                 "The VMX exit qualification has no address size (VMX reports it only in the "
                 "instruction-information field, for INS/OUTS). Choose 'address size' above."
             )
-        if string and seg == CHOOSE:
+        if string and seg not in SEGMENTS:
             return None, (
                 "A string access needs its segment, which VMX reports only in the "
                 "instruction-information field. Choose 'segment' above."
+            )
+        if string and is_in and seg != "ES":
+            return None, (
+                f"An INS always writes to ES:[rDI]: no segment override applies, so {seg} "
+                "cannot be its segment. Choose ES."
             )
         try:
             segment = seg if string else None

@@ -34,6 +34,8 @@ from ..decoder import (
 from ..errors import InvalidInstruction
 
 MODES = (("16-bit", 16), ("32-bit", 32), ("64-bit", 64))
+MODE_BITS = {bits for _, bits in MODES}
+NO_MODE = "pick a mode: 16-, 32- or 64-bit"
 
 
 def _table(head: tuple[str, ...], rows: list[tuple[str, ...]], cls: str) -> str:
@@ -79,27 +81,48 @@ class DecoderWidget(W.VBox):
 
     def __repr__(self) -> str:
         """What a notebook shows without a live kernel: the same decode, as text."""
+        if self.mode.value not in MODE_BITS:
+            return f"DecoderWidget\n{NO_MODE}"
         try:
             text = decode_table(parse_hex(self.hex.value), self.mode.value)
         except InvalidInstruction as e:
             text = f"{self.hex.value!r}: {e}"
         return f"DecoderWidget\n{text}"
 
+    def _repr_mimebundle_(self, **kwargs):
+        """The live widget, plus the same decode as text for a page without a kernel."""
+        data = super()._repr_mimebundle_(**kwargs) or {}
+        data["text/plain"] = repr(self)
+        data["text/html"] = f"<pre>{html.escape(repr(self))}</pre>"
+        return data
+
+    def _refuse(self, message: str) -> None:
+        self.instruction, self.error_text = None, message
+        self.error.value = (
+            f"<span style='color:#b00000;font-weight:bold'>✗ {html.escape(message)}</span>"
+        )
+        self.decoded.value = ""
+
     def _redraw(self, change=None) -> None:
+        if self.mode.value not in MODE_BITS:  # set to None from code: say so, stay usable
+            self._refuse(NO_MODE)
+            return
         try:
-            insn = decode_instruction(parse_hex(self.hex.value), self.mode.value)
+            code = parse_hex(self.hex.value)
+            insn = decode_instruction(code, self.mode.value)
         except InvalidInstruction as e:
-            self.instruction, self.error_text = None, str(e)
-            self.error.value = (
-                f"<span style='color:#b00000;font-weight:bold'>✗ {html.escape(str(e))}</span>"
-            )
-            self.decoded.value = ""
+            self._refuse(str(e))
             return
         self.instruction, self.error_text = insn, ""
         self.error.value = ""
         roles = [(str(r.offset), f"{r.byte:02X}", r.role) for r in explain(insn)]
+        rest = ""
+        if insn.length < len(code):
+            rest = (f"<p><i>Bytes from offset {insn.length} on ({code[insn.length:].hex(' ')}) "
+                    "belong to the next instruction: only the first is decoded.</i></p>")
         self.decoded.value = (
             f"<p><code>{html.escape(insn.text)}</code></p>"
             + _table(("offset", "byte", "what it does"), roles, "hvmio-table hvmio-bytes")
+            + rest
             + _table(("field", "value"), list(describe(insn)[1:]), "hvmio-table hvmio-fields")
         )

@@ -44,6 +44,7 @@ import ipywidgets as W
 from ..errors import HvmioError
 from ..fields import EXIT_QUALIFICATION, EXITINFO1
 from ..guest import Guest
+from ..hardware import IO_INSTRUCTIONS, disassembler
 from ..hypervisor import PATHS, VENDORS
 from ..machine import GPRS
 from ..outcome import Outcome, narrate
@@ -110,7 +111,7 @@ class ExitStepper(W.VBox):
         self.error_text = ""
         self._log: deque[str] = deque(maxlen=LOG_LINES)
         self._flippers: dict[str, BitFlipper] = {}
-        self._listing = guest.program.listing()
+        self._program_listing = guest.program.listing()
 
         self.step_button = self._button("Step", "hvmio-step", "run to the next VM exit, handle it")
         self.run_button = self._button("Run N", "hvmio-run", "run N exits (stops at HLT)")
@@ -156,7 +157,7 @@ class ExitStepper(W.VBox):
                            self.vendor_select, self.path_select],
                           layout=W.Layout(flex_flow="row wrap"))  # fmt: skip
         right = W.VBox([self._heading("registers (at the exit → after)"), self.registers_view,
-                        self._heading("UART console"), self.console_view,
+                        self._heading(self.console_name), self.console_view,
                         self._heading("device log"), self.log_view])  # fmt: skip
         top = W.HBox([W.VBox([self._heading("guest code (▶ = RIP)"), self.listing_view]), right],
                      layout=W.Layout(flex_flow="row wrap", grid_gap="12px"))  # fmt: skip
@@ -237,8 +238,14 @@ class ExitStepper(W.VBox):
             self.path_select.value = path
 
     def _on_setting(self, change) -> None:
-        self.guest.vendor = self.vendor_select.value
-        self.guest.path = self.path_select.value
+        vendor, path = self.vendor_select.value, self.path_select.value
+        if vendor not in VENDORS or path not in PATHS:  # e.g. set to None from code
+            self.error_text = (f"pick a vendor ({', '.join(VENDORS)}) and a path "
+                               f"({', '.join(PATHS)}); the guest is unchanged")  # fmt: skip
+            self._show()
+            return
+        self.guest.vendor = vendor
+        self.guest.path = path
         self.reset()
 
     def _advance(self, n: int) -> Outcome | None:
@@ -273,20 +280,45 @@ class ExitStepper(W.VBox):
     def rip(self) -> int:
         return self.guest.cpu.rip
 
+    def _linear(self, rip: int) -> int:
+        return self.guest.machine.linear("CS", rip)
+
     def _rip_address(self) -> int:
-        """The listing line to highlight: RIP, or the HLT just behind it once halted."""
-        rip = self.rip
+        """The listing line to highlight, as a linear address (listings are linear, so CS ≠ 0
+        and relocated code highlight the right line): RIP, or the HLT behind it once halted."""
+        rip = self._linear(self.rip)
         return rip - 1 if self.halted else rip
+
+    def _exited_address(self) -> int | None:
+        return self._linear(self.last.exit.rip) if self.last is not None else None
+
+    def _listing(self) -> tuple[list[tuple[int, str, str]], set[int]]:
+        """(address, bytes, text) lines and the I/O lines among them. The program's own
+        listing while RIP is in it; elsewhere (firmware, code relocated or written at run
+        time) the instructions in memory from RIP on, in the mode the vCPU is in now."""
+        rip = self._rip_address()
+        static = self._program_listing
+        if any(address == rip for address, _, _ in static):
+            return static, set(self.guest.io_sites)
+        memory, mode = self.guest.machine.memory, self.guest.machine.mode
+        code = bytes(memory.data[rip : rip + 15 * LISTING_WINDOW])
+        lines, io = [], set()
+        for insn in disassembler(mode).disasm(code, rip, LISTING_WINDOW):
+            text = f"{insn.mnemonic} {insn.op_str}".strip()
+            lines.append((insn.address, insn.bytes.hex(" "), text))
+            if insn.id in IO_INSTRUCTIONS:
+                io.add(insn.address)
+        return lines, io
 
     def listing_lines(self) -> list[tuple[int, str]]:
         """(address, text) of each listing line, as the widget prints it."""
         rip = self._rip_address()
-        exited = self.last.exit.rip if self.last is not None else None
-        io = self.guest.io_sites
-        digits = len(f"{self._listing[-1][0]:x}") if self._listing else 4
-        width = max((len(code) for _, code, _ in self._listing), default=0)
+        exited = self._exited_address()
+        listing, io = self._listing()
+        digits = len(f"{listing[-1][0]:x}") if listing else 4
+        width = max((len(code) for _, code, _ in listing), default=0)
         lines = []
-        for address, code, text in self._listing:
+        for address, code, text in listing:
             mark = "▶" if address == rip else " "
             tag = ""
             if address in io:
@@ -315,12 +347,12 @@ class ExitStepper(W.VBox):
         """Names (as in the table) of the registers the last exit changed."""
         if self.last is None or self.last.diff is None:
             return ()
-        names = dict(register_names(self.guest.program.mode))
+        names = dict(register_names(self.guest.machine.mode))
         return tuple(names[n] for n, _, _ in self.last.diff.registers if n in names)
 
     @property
     def registers_html(self) -> str:
-        mode = self.guest.program.mode
+        mode = self.guest.machine.mode
         digits = mode // 4
         cpu = self.guest.cpu
         now = {ours: getattr(cpu, ours) for ours, _ in register_names(mode)}
@@ -348,7 +380,14 @@ class ExitStepper(W.VBox):
 
     @property
     def console_text(self) -> str:
-        return self.guest.devices["uart"].text
+        """What the guest printed: the debug console where there is one (firmware writes its
+        log there), else the UART."""
+        devices = self.guest.devices
+        return (devices.get("debugcon") or devices["uart"]).text
+
+    @property
+    def console_name(self) -> str:
+        return "debug console" if "debugcon" in self.guest.devices else "UART console"
 
     @property
     def log_text(self) -> str:
@@ -412,8 +451,8 @@ class ExitStepper(W.VBox):
 
     def _show(self) -> None:
         rip = self._rip_address()
-        exited = self.last.exit.rip if self.last is not None else None
-        io = self.guest.io_sites
+        exited = self._exited_address()
+        io = self._listing()[1]
         all_lines = self.listing_lines()
         start, end = self._window(all_lines, rip)
         lines = [f"<div class='hvmio-gap'>  ⋮ {start} lines above</div>"] if start else []
@@ -468,11 +507,11 @@ class ExitStepper(W.VBox):
             out.append(f"✗ {self.error_text}")
         out += ["", self.rip_line.strip() or "(RIP is outside the listing)", "", self.narrative]
         if self.last is not None and self.last.diff is not None:
-            names = dict(register_names(self.guest.program.mode))
+            names = dict(register_names(self.guest.machine.mode))
             changes = [f"{names.get(n, n)} {b:#x} → {a:#x}" for n, b, a in self.last.diff.registers
                        if n in names]  # fmt: skip
             out += ["", "registers changed: " + (", ".join(changes) or "none")]
-        out += ["", f"UART console: {self.console_text!r}"]
+        out += ["", f"{self.console_name}: {self.console_text!r}"]
         return "\n".join(out)
 
     def _repr_mimebundle_(self, **kwargs):

@@ -72,6 +72,9 @@ LAB_OVERRIDES = {
 }
 
 PY = sys.executable
+# The Jupyter server config `make lab` / `hvmio-lab lab` start with (its pre_save_hook keeps a
+# reopened notebook from showing "Error displaying widget"): the tier runs with it too.
+SERVER_CONFIG = REPO_ROOT / "data" / "jupyter" / "jupyter_server_config.json"
 
 # Timings measured by the tier (printed in the terminal summary, never asserted).
 TIMINGS: dict[str, float] = {}
@@ -245,6 +248,7 @@ class LabServer(ServerProcess):
                 "--LabApp.news_url=",
                 "--LabApp.extension_manager=readonly",
                 "--ServerApp.open_browser=False",
+                f"--config={SERVER_CONFIG}",  # what `make lab` runs with: the save hook
             ]  # fmt: skip
             server = cls(
                 name="jupyter-lab",
@@ -297,11 +301,13 @@ class LabServer(ServerProcess):
 
 
 def launch_voila(tmp: Path, notebook: Path, timeout: float = 60.0) -> ServerProcess:
-    """Serve one notebook with Voila on a free loopback port.
+    """Serve one notebook with Voila on a free loopback port (``notebook`` a directory:
+    serve every notebook in it, each at ``/voila/render/<name>``).
 
     Voila's root is the notebook's own directory (its default when given a notebook
     path), so staging the notebook in a temp dir gives a temp root.
     """
+    root = notebook if notebook.is_dir() else notebook.parent
     env = isolated_env(tmp)
     conn = tmp / "voila-connections"
     conn.mkdir(parents=True, exist_ok=True)
@@ -312,7 +318,7 @@ def launch_voila(tmp: Path, notebook: Path, timeout: float = 60.0) -> ServerProc
         f"--port={port}",
         "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0",
-        f"--Voila.root_dir={notebook.parent}",
+        f"--Voila.root_dir={root}",
         f"--Voila.connection_dir_root={conn}",
         "--show_tracebacks=True",
         str(notebook),
@@ -321,7 +327,7 @@ def launch_voila(tmp: Path, notebook: Path, timeout: float = 60.0) -> ServerProc
         name="voila",
         argv=argv,
         env=env,
-        cwd=notebook.parent,
+        cwd=root,
         log_path=tmp / "voila.log",
         base_url=f"http://127.0.0.1:{port}",
         ready_path="/voila/static/voila.js",  # static: answering it starts no kernel
@@ -531,13 +537,15 @@ class LabPage(BrowserPage):
     server: LabServer | None = None
     kernel_states: list[str] = field(default_factory=list)
 
-    def open_notebook(self, name: str) -> None:
-        """Open ``name`` (relative to the server root) and wait for its kernel to idle."""
+    def open_notebook(self, name: str, wait_kernel: bool = True) -> None:
+        """Open ``name`` (relative to the server root) and wait for its kernel to idle
+        (``wait_kernel=False``: only for the notebook to render, as a reader would)."""
         assert self.server is not None
         url = f"{self.server.base_url}/lab/tree/{quote(name)}?reset"  # ?reset: fresh layout
         self.page.goto(url)
         self.page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=self.timeout_ms)
-        self.wait_kernel_idle()
+        if wait_kernel:
+            self.wait_kernel_idle()
 
     def kernel_status(self) -> tuple[str, str] | None:
         s = self.page.evaluate(_JS_STATUSBAR_KERNEL)
@@ -631,11 +639,12 @@ class VoilaPage(BrowserPage):
 
     server: ServerProcess | None = None
 
-    def open(self, widget_css: str) -> float:
-        """Load the dashboard and wait until ``widget_css`` is rendered; return seconds."""
+    def open(self, widget_css: str, path: str = "/") -> float:
+        """Load the dashboard at ``path`` and wait until ``widget_css`` is rendered; return
+        seconds."""
         assert self.server is not None
         t0 = time.monotonic()
-        self.page.goto(self.server.base_url + "/", timeout=self.timeout_ms * 2)
+        self.page.goto(self.server.base_url + path, timeout=self.timeout_ms * 2)
         self.page.locator(widget_css).first.wait_for(timeout=self.timeout_ms * 2)
         elapsed = time.monotonic() - t0
         self.snap("rendered")

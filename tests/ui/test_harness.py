@@ -1,7 +1,8 @@
 """The UI harness proved on stand-in notebooks (written to a temp root, never notebooks/).
 
 A negative control: a notebook with a failing cell and a broken widget view must make the
-harness fail, so the real-notebook tests in ``test_workbook.py`` can be trusted to notice.
+harness fail, so the real-notebook tests (``test_reopen.py``, ``test_voila_exercises.py``) can be
+trusted to notice.
 """
 
 from __future__ import annotations

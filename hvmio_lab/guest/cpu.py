@@ -1,0 +1,241 @@
+"""The Machine's view of unicorn's vCPU: registers read on first use, segments with TRUE bases.
+
+Every register access goes through unicorn's public ``reg_read``/``reg_write`` (about 2.6 µs
+each on the lab machine under load, batch or not), so a VM exit reads only what its path asks
+for: values are cached for the exit and written back by ``sync`` before the guest resumes.
+
+Segment bases, as the guest CPU uses them:
+- real mode (CR0.PE = 0): selector × 16, as a real-mode load sets it;
+- protected mode: the base in the descriptor the selector names (GDT, or the LDT when TI = 1),
+  read from guest memory (guest-physical = linear here). A null selector reads base 0, which is
+  the flat state unicorn starts a 32- or 64-bit CPU in;
+- 64-bit mode: ES, CS, SS and DS are 0 (SDM Vol. 1 §3.4.2.1); FS and GS are unicorn's hidden
+  bases (``UC_X86_REG_FS_BASE``/``GS_BASE``), which ``wrmsr`` to IA32_FS_BASE/IA32_GS_BASE
+  (0xC0000100/0xC0000101) and ``wrfsbase`` set. (unicorn 2.1 has no GS_BASE outside 64-bit
+  mode, so there the rules above apply to FS and GS too.)
+A descriptor is read when the segment is asked for, not when the guest loaded it: a guest that
+rewrites a descriptor and does not reload the register would see a different base here.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Mapping
+
+from unicorn import Uc
+from unicorn import x86_const as ux
+
+from ..errors import HvmioError
+from ..fields import SEGMENTS
+from ..machine import REGISTER_NAMES, REGISTERS, Segment
+
+CR0_PE = 1 << 0
+EFER = 0xC000_0080
+EFER_LMA = 1 << 10
+_DESC_L = 1 << 5  # in byte 6 of a descriptor: bit 7 G, bit 6 D/B, bit 5 L, bit 4 AVL
+_DESC_D = 1 << 6
+
+
+def register_ids(wide: bool) -> dict[str, int]:
+    """unicorn register ids for our names. Without long mode the 32-bit registers are the whole
+    register and R8–R15 do not exist (they read 0 here)."""
+    ids = {f"{seg.lower()}.sel": getattr(ux, f"UC_X86_REG_{seg}") for seg in SEGMENTS}
+    ids |= {"fs.base": ux.UC_X86_REG_FS_BASE, "gs.base": ux.UC_X86_REG_GS_BASE,
+            "cr0": ux.UC_X86_REG_CR0}  # fmt: skip
+    for name in REGISTERS:
+        if name == "rflags":
+            ids[name] = ux.UC_X86_REG_EFLAGS
+        elif name[1:].isdigit():
+            if wide:
+                ids[name] = getattr(ux, f"UC_X86_REG_{name.upper()}")
+        else:
+            ids[name] = getattr(ux, f"UC_X86_REG_{('R' if wide else 'E') + name[1:].upper()}")
+    return ids
+
+
+class Before(Mapping):
+    """Register values as they were at a ``UnicornCpu.mark()``, for a state diff, without
+    reading every register: a register not written since the mark still has its value, so it
+    is read only if asked for. When the guest runs again (``sync``) a live mark reads and
+    keeps every value."""
+
+    def __init__(self, cpu: UnicornCpu):
+        self._cpu = cpu
+        self.old: dict[str, int] = {}  # value before the first write since the mark
+        self._frozen: dict[str, int] | None = None
+
+    def __getitem__(self, name: str) -> int:
+        if self._frozen is not None:
+            return self._frozen[name]
+        if name in self.old:
+            return self.old[name]
+        if name not in REGISTER_NAMES:
+            raise KeyError(name)
+        return self._cpu.value(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(REGISTER_NAMES)
+
+    def __len__(self) -> int:
+        return len(REGISTER_NAMES)
+
+    def written(self) -> set[str] | None:
+        """Names written since the mark, or None once frozen (then compare everything)."""
+        return set(self.old) if self._frozen is None else None
+
+    def freeze(self) -> None:
+        if self._frozen is None:
+            self._frozen = {name: self[name] for name in REGISTER_NAMES}
+
+
+class UnicornCpu:
+    """Registers of a unicorn x86 CPU as attributes (``rax`` … ``rflags``), plus segments.
+
+    ``start_mode`` is the mode unicorn was started in: 64 for a long-mode guest (taken to stay
+    in long mode), otherwise the guest may switch between real and protected mode and
+    ``mode`` follows it.
+    """
+
+    def __init__(self, uc: Uc, start_mode: int, memory: bytearray):
+        self.uc = uc
+        self.start_mode = start_mode
+        self.memory = memory
+        self._ids = register_ids(start_mode == 64)
+        self._cache: dict[str, int] = {}
+        self._dirty: set[str] = set()
+        self._width = (1 << 64) - 1 if start_mode == 64 else 0xFFFF_FFFF
+        self._marks: list[weakref.ref[Before]] = []  # snapshots taken since the last sync
+
+    def _get(self, name: str) -> int:
+        value = self._cache.get(name)
+        if value is None:
+            uc_id = self._ids.get(name)
+            value = self._cache[name] = 0 if uc_id is None else self.uc.reg_read(uc_id)
+        return value
+
+    def _set(self, name: str, value: int) -> None:
+        if name not in self._ids:
+            raise HvmioError(f"{name} does not exist outside 64-bit mode")
+        for ref in self._marks:
+            mark = ref()
+            if mark is not None and name not in mark.old:
+                mark.old[name] = self._get(name)
+        self._cache[name] = value & self._width
+        self._dirty.add(name)
+
+    @property
+    def width(self) -> int:
+        """The mask of a whole register: 64 bits in long mode, else 32."""
+        return self._width
+
+    def written(self) -> set[str]:
+        """Registers written since the last ``sync`` (and not yet sent to unicorn)."""
+        return self._dirty
+
+    def forget(self) -> None:
+        """Drop cached and written values: unicorn itself is about to make the same ones."""
+        self._dirty.clear()
+        self._cache.clear()
+
+    def read(self, names: tuple[str, ...]) -> None:
+        """Read these registers into the cache now."""
+        for name in names:
+            self._get(name)
+
+    def keep(self, names: tuple[str, ...]) -> None:
+        """Write these cached values back at the next ``sync`` (they were read before an
+        instruction that unicorn then ran, and must be put back as they were)."""
+        self._dirty.update(names)
+
+    def sync(self, skip_rip: bool = False) -> None:
+        """Write changed registers to unicorn and forget the rest: the guest is about to run.
+        With ``skip_rip``, RIP is left to ``emu_start``'s begin address, which sets it."""
+        for ref in self._marks:
+            mark = ref()
+            if mark is not None:  # a snapshot kept across guest execution: read it all now
+                mark.freeze()
+        self._marks.clear()
+        write = self.uc.reg_write
+        for name in self._dirty:
+            if not (skip_rip and name == "rip"):
+                write(self._ids[name], self._cache[name])
+        self._dirty.clear()
+        self._cache.clear()
+
+    def mark(self) -> Before:
+        """Start remembering old values of what gets written (a snapshot's registers)."""
+        before = Before(self)
+        self._marks.append(weakref.ref(before))
+        return before
+
+    def value(self, name: str) -> int:
+        """A register by its ``register_values`` name: ``rax``, ``cs.sel``, ``cs.base`` …"""
+        if name.endswith(".base"):
+            return self.segment_base(name[:2].upper())
+        return self._get(name)
+
+    # ------------------------------------------------------------------ modes and segments
+
+    @property
+    def protected(self) -> bool:
+        return self.start_mode == 64 or bool(self._get("cr0") & CR0_PE)
+
+    @property
+    def mode(self) -> int:
+        """The code size the CPU runs with now: 16, 32 or 64 (CS's D and L bits, CR0.PE)."""
+        if self.start_mode == 64:
+            return 64
+        if not self.protected:
+            return 16
+        selector = self._get("cs.sel")
+        if selector & ~3 == 0:
+            return self.start_mode
+        flags = self._descriptor(selector)[1]
+        if flags & _DESC_L and self.uc.reg_read(ux.UC_X86_REG_MSR, EFER) & EFER_LMA:
+            return 64
+        return 32 if flags & _DESC_D else 16
+
+    def segment(self, name: str) -> Segment:
+        selector = self._get(f"{name.lower()}.sel")
+        return Segment(selector, self.segment_base(name, selector))
+
+    def segment_base(self, name: str, selector: int | None = None) -> int:
+        if self.start_mode == 64:
+            return self._get(f"{name.lower()}.base") if name in ("FS", "GS") else 0
+        if selector is None:
+            selector = self._get(f"{name.lower()}.sel")
+        if not self.protected:
+            return selector << 4
+        if selector & ~3 == 0:
+            return 0
+        return self._descriptor(selector)[0]
+
+    def _descriptor(self, selector: int) -> tuple[int, int]:
+        """(base, byte 6) of the descriptor ``selector`` names, read from guest memory."""
+        key = f"desc.{selector}"
+        cached = self._cache.get(key)
+        if cached is None:
+            table = ux.UC_X86_REG_LDTR if selector & 4 else ux.UC_X86_REG_GDTR
+            _, table_base, limit, _ = self.uc.reg_read(table)
+            offset = selector & ~7
+            if offset + 7 > limit or table_base + offset + 8 > len(self.memory):
+                raise HvmioError(f"selector {selector:#x} lies outside its descriptor table "
+                                 f"(base {table_base:#x}, limit {limit:#x})")  # fmt: skip
+            d = self.memory[table_base + offset : table_base + offset + 8]
+            base = d[2] | d[3] << 8 | d[4] << 16 | d[7] << 24
+            cached = self._cache[key] = (base << 8) | (d[6] & 0xF0)
+        return cached >> 8, cached & 0xFF
+
+    def set_segment(self, name: str, selector: int, base: int) -> None:
+        """Load a selector; unicorn works the base out itself, as the CPU would."""
+        key = f"{name.lower()}.base"
+        for ref in self._marks:
+            mark = ref()
+            if mark is not None:
+                mark.old.setdefault(key, self.segment_base(name))
+        self._set(f"{name.lower()}.sel", selector)
+
+
+for _name in REGISTERS:
+    setattr(UnicornCpu, _name, property(
+        lambda self, n=_name: self._get(n), lambda self, v, n=_name: self._set(n, v)))  # fmt: skip
