@@ -49,15 +49,17 @@ def check_bitflipper(ui: BrowserPage, index: int = 0) -> float:
 
 
 def check_stepper(ui: BrowserPage, index: int = 0) -> float:
-    """Press Step on the ``index``-th ExitStepper: the RIP line and registers move."""
+    """Press Step on the ``index``-th ExitStepper: the exit count and the registers move, and
+    the RIP line is still drawn. The RIP line itself may read the same: a loop that exits at
+    one instruction every time (firmware printing to its debug port) resumes at one place."""
     scope = ui.output_of(".hvmio-rip", index)  # a stepper whose RIP is in its listing
     scope.wait_for(timeout=ui.timeout_ms)
-    rip_before = ui.widget_text(".hvmio-rip", within=scope)
+    status_before = ui.widget_text(".hvmio-status", within=scope)
     regs_before = ui.widget_text(".hvmio-regs", within=scope)
     latency = ui.click_latency_ms(ui.widget(".hvmio-step", within=scope), scope, ".hvmio-regs")
-    rip_after = ui.wait_text_change(".hvmio-rip", rip_before, within=scope)
-    regs_after = ui.wait_text_change(".hvmio-regs", regs_before, within=scope)
-    assert (rip_after, regs_after) != (rip_before, regs_before)
+    ui.wait_text_change(".hvmio-status", status_before, within=scope)
+    ui.wait_text_change(".hvmio-regs", regs_before, within=scope)
+    assert ui.widget_text(".hvmio-rip", within=scope).startswith("▶")
     ui.snap("stepped")
     ui.assert_no_traceback()
     ui.assert_no_widget_errors()
