@@ -11,7 +11,7 @@ it).
 
 from __future__ import annotations
 
-from importlib import import_module
+from .lazy import exports
 
 __version__ = "0.1.0"
 
@@ -56,15 +56,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value  # the next use is a plain attribute lookup
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
-
+__getattr__, __dir__ = exports(__name__, _EXPORTS, globals())

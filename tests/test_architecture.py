@@ -37,6 +37,7 @@ HIGH = 0xDEAD_BEEF_0000_0000
 ROOMS = {
     "errors": 0,
     "resources": 0,
+    "lazy": 0,
     "fields": 1,
     "exits": 2,
     "numbers": 2,

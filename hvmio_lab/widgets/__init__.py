@@ -41,8 +41,7 @@ Names load on first use, so the server's save hook imports no ipywidgets or matp
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import exports
 
 _WHERE = {
     "BitFlipper": "bitflipper",
@@ -62,15 +61,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f".{_WHERE[name]}", __name__)
-    # Importing the submodule binds its name here (``exercise`` the module); bind every public
-    # name it provides, so ``exercise`` stays the function.
-    globals().update({n: getattr(module, n) for n, m in _WHERE.items() if m == _WHERE[name]})
-    return globals()[name]
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
+__getattr__, __dir__ = exports(__name__, _WHERE, globals())
