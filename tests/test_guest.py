@@ -371,3 +371,121 @@ def test_run_pauses_at_max_exits_and_carries_on():
     assert guest.run(max_exits=10).exits == 10 and not guest.halted
     assert guest.run(max_exits=500).exits == 500
     assert guest.run().success
+
+
+# ---------------------------------------------------------------- run's free running
+
+STRING_IO = """
+org 0x7C00
+    cld
+    mov si, text
+    mov dx, 0x3F8
+    mov cx, 3
+    rep outsb                 ; 'abc'
+    outsb                     ; 'd': a single OUTS, then a store and a register change
+    mov [0x600], si           ; in the same block
+    inc bx
+    mov di, 0x700
+    insb                      ; 'x' from the UART's input
+    mov [0x602], di
+    mov cx, 2
+    rep insb                  ; 'yz'
+    mov [0x604], cx
+    mov al, 0xAA
+    out 0x80, al
+    hlt
+text: db "abcd"
+"""
+
+
+def _visible(guest):
+    from hvmio_lab.machine import register_values
+
+    return (guest.exits, register_values(guest.cpu), bytes(guest.machine.memory.data),
+            guest.devices["uart"].text, tuple(guest.devices["post"].codes))  # fmt: skip
+
+
+def test_free_running_string_io_ends_as_stepped(tmp_path):
+    """run() runs the guest without unicorn's instruction counter, so unicorn cannot stop
+    right after an INS or OUTS: the loop keeps what the CPU was and undoes what ran past it."""
+    code = _nasm(STRING_IO, 16, tmp_path)
+    ends = []
+    for drive in ("run", "step"):
+        guest = Guest.from_code(code, vendor="vmx", path="fast", recording=False,
+                                uart_input=b"xyz")  # fmt: skip
+        if drive == "run":
+            assert guest.run().success
+        else:
+            while guest.step() is not None:
+                pass
+        ends.append(_visible(guest))
+    assert ends[0] == ends[1]
+    exits, registers, memory, uart, post = ends[0]
+    assert uart == "abcd" and post == (0xAA,)
+    assert memory[0x700:0x703] == b"xyz"
+    text = 0x7C00 + code.index(b"abcd")
+    assert int.from_bytes(memory[0x600:0x602], "little") == text + 4  # SI past 'd'
+    assert int.from_bytes(memory[0x602:0x604], "little") == 0x701
+    assert memory[0x604:0x606] == bytes(2) and registers["rbx"] == 1
+
+
+REFUSED_MID_BLOCK = """
+org 0x7C00
+    mov word [0x600], 0x1111
+    mov dx, 0x3F8
+    in ax, dx                 ; the UART refuses 2 bytes: #GP, the run stops here
+    add word [0x600], 0x2222  ; the rest of the block must not have happened
+    mov bx, 0x5555
+    out 0x80, al
+    hlt
+"""
+
+
+def test_a_refused_access_in_a_free_run_leaves_nothing_of_the_rest_of_its_block(tmp_path):
+    code = _nasm(REFUSED_MID_BLOCK, 16, tmp_path)
+    ends = []
+    for drive in ("run", "step"):
+        guest = Guest.from_code(code, vendor="svm", path="fast", recording=False)
+        with pytest.raises(HvmioError, match="injected #GP"):
+            if drive == "run":
+                guest.run()
+            else:
+                while guest.step() is not None:
+                    pass
+        ends.append(_visible(guest))
+    assert ends[0] == ends[1]
+    exits, registers, memory, uart, post = ends[0]
+    assert exits == 1 and post == ()
+    assert registers["rip"] == 0x7C00 + code.index(b"\xed")  # in ax, dx (16-bit: no 66)
+    assert memory[0x600:0x602] == (0x1111).to_bytes(2, "little") and registers["rbx"] == 0
+
+
+LONG_COMPUTE = """
+org 0x7C00
+    mov ecx, 10000000         ; 20 M instructions: within the instruction limit
+work:
+    dec ecx
+    jnz work
+    mov al, 0xAA
+    out 0x80, al
+    hlt
+"""
+
+
+def test_a_free_run_that_computes_long_between_exits_still_ends(tmp_path, monkeypatch):
+    from hvmio_lab.guest import loop
+
+    monkeypatch.setattr(loop._Watchdog, "STALL_S", 0.01)  # the watchdog stops it many times
+    code = _nasm(LONG_COMPUTE, 16, tmp_path)
+    guest = Guest.from_code(code, recording=False)
+    result = guest.run()
+    assert result.success and guest.cpu.rcx == 0 and guest.exits == 1
+
+
+def test_a_free_run_without_exits_is_stopped_where_it_runs(monkeypatch):
+    from hvmio_lab.guest import loop
+
+    monkeypatch.setattr(loop._Watchdog, "STALL_S", 0.01)
+    guest = Guest.from_code(b"\x90\xeb\xfe", instruction_limit=10_000, recording=False)
+    with pytest.raises(GuestRunaway, match=r"10,000 instructions .* at CS:RIP 0x0:0x7c01 "):
+        guest.run()

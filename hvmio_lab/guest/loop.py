@@ -9,37 +9,49 @@ How the guest CPU traps. Facts checked on unicorn 2.1.4 (its source: ``qemu/soft
   any CS base, in any mode, after a far jump or a mode switch, in code written at run time.
   Nothing decides in advance where the exits are (``Program.listing`` is for display only).
 - An ``emu_stop()`` from that hook is honoured only where unicorn next checks for a stop.
-  Without an instruction count that is the end of the translated block: the instructions
-  after the IN run first (tried: ``in; inc; inc; out`` ran both INCs and the OUT). With
-  ``count=`` unicorn checks before every instruction, so the CPU stops right after the I/O
+  With ``count=`` it checks before every instruction, so the CPU stops right after the I/O
   instruction; the loop then puts back what that instruction changed (RIP; RAX for an IN;
   RCX/RSI/RDI for INS/OUTS, all read in the hook before it ran) and hands the exit to the
-  hypervisor at the instruction's address, as if it had not run. ``count=`` is also the
-  instruction bound of a run.
-- The price: the counter costs each guest instruction some ns (bench row ``count=``; the
-  issue measured 19 ns), which is most of an exit in pmtimer_poll (≈2,000 instructions per
-  exit), and one stop/resume costs what the bench's ``stop/resume`` row shows (6 µs at load
-  average 3 on the lab's 2 shared cores, up to 35 µs under heavier load; the issue measured
-  5.8 µs).
+  hypervisor at the instruction's address, as if it had not run. Without ``count=`` the
+  check comes later: at the next memory access (a store is performed first, with RIP left on
+  it) or at the end of the translated block (tried: ``in; inc rbx; mov [m], bl; inc rbx``
+  stopped on the MOV with the store done). A REP string instruction ends a block after
+  every element, and an INS stops at its own element's store, so those stop in time anyway.
+- The price of ``count=``: unicorn runs a counting hook before every guest instruction (bench
+  row ``count=``, 9–14 ns here; the issue measured 19 ns), which is most of an exit in
+  pmtimer_poll (≈2,000 instructions per exit).
+- So two ways to run. ``step`` (the stepper, recording, timed stages, the seed2010 and
+  emulate paths, ``run(max_exits=)``) runs with ``count=`` and stops at every exit.
+  ``run`` to HLT (fast path, recording and timing off) runs free, without ``count=``: the
+  hook hands each exit to the hypervisor right there, with the registers as they were before
+  the instruction, and when the handler did exactly what the instruction does (RIP to the
+  next instruction; an IN's value merged or zero-extended into RAX) the value goes back to
+  unicorn, which finishes the instruction itself. An exit that needs the CPU stopped (string
+  I/O, which goes to the emulator; a fault; an error) and that unicorn would run past (an
+  IN, an OUT, a single OUTS) is rolled back: the hook saves the CPU context, journals every
+  store from there on (``UC_HOOK_MEM_WRITE``, only until the stop), and once unicorn stops
+  the loop undoes the stores and restores the context. Same exits, same state (tested
+  against ``step``, faults and string I/O included).
+- ``count=`` is also a run's instruction bound. A free run has none, so a watchdog thread
+  stops a free-running guest that has made no exit for half a second, and the loop goes on
+  under ``count=`` up to the next exit (then free again). Blocks compiled in a free stretch
+  lack the counting hook, so the loop flushes unicorn's translations when it turns
+  ``count=`` back on (unicorn itself flushes them when it is turned off).
 - Rejected: ``ctl_set_exits`` on addresses found ahead of time (a sweep, a block hook). The
   addresses must be known before the block is translated, which is the sweep's flaw; unicorn
   invalidates the block before every exit address at the end of each ``emu_start`` (a hot
   loop is recompiled every round); a Python ``UC_HOOK_BLOCK`` costs a callback per block run
-  (≈500 per exit in pmtimer_poll); and marking pages non-executable to catch new code
-  crashed unicorn when ``mem_protect`` ran inside its fetch hook.
-- Registers go through unicorn's public ``reg_read``/``reg_write``; a batch costs the same
-  per register in the 2.1 binding, so an exit reads only what its path asks for: a fast-path
-  IN reads RIP and RAX and writes RAX (the port comes with the hook; RIP goes in as
-  ``emu_start``'s begin address).
-- ``run`` (recording and stage timing off, fast path) skips the stop where it can: the hook
-  hands the exit to the hypervisor right there, with the registers as they were before the
-  instruction, and when the handler did exactly what the instruction does (RIP to the next
-  instruction; an IN's value merged or zero-extended into RAX) the value goes back to unicorn,
-  which finishes the instruction itself. Anything else stops the CPU as above and the loop
-  puts the handler's state in place. Same exits, same state (tested against ``step``);
-  about a quarter less time per exit in port_hammer.
-- A stop cuts the block right after the I/O instruction, so two I/O instructions in one run
-  cannot happen; if they ever did, the loop raises (never a silent loss).
+  (≈500 per exit in pmtimer_poll); marking pages non-executable to catch new code crashed
+  unicorn when ``mem_protect`` ran inside its fetch hook; unicorn's own ``timeout=`` starts a
+  thread for every ``emu_start`` (0.1 ms here).
+- Registers: ``UnicornCpu`` calls unicorn's C API directly (the binding's ``reg_read`` costs
+  about three C calls) and an exit reads only what its path asks for: the hook reads RIP
+  (with RAX for an 8- or 16-bit IN, which merges into it, and CS and CR0 outside long mode)
+  in one batch. The exit record the silicon builds is kept per site (``_site``): the same
+  bytes at the same address, mode and port give the same record, checked at every exit.
+- A stop under ``count=`` cuts the block right after the I/O instruction, so two I/O
+  instructions in one run cannot happen; if they ever did, the loop raises (never a silent
+  loss).
 
 What unicorn does first and cannot be put back: for INS it writes a placeholder 0 to the
 destination element before calling the IN hook (QEMU's restartable dummy store). A normal
@@ -55,8 +67,11 @@ are not faulted (the exit paths check their own memory operands).
 from __future__ import annotations
 
 import ctypes
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from time import perf_counter_ns
 
@@ -65,6 +80,7 @@ from unicorn import (
     UC_ERR_FETCH_PROT,
     UC_HOOK_INSN,
     UC_HOOK_INTR,
+    UC_HOOK_MEM_WRITE,
     UC_MODE_32,
     UC_MODE_64,
     UC_PROT_ALL,
@@ -78,6 +94,7 @@ from unicorn import x86_const as ux
 
 from ..devices import attach_pc, device_name
 from ..errors import GuestRunaway, HvmioError, PageFault
+from ..exits import SvmIoExit, VmxIoExit
 from ..hardware import decode_io, disassembler, intercept
 from ..hypervisor import Hypervisor
 from ..machine import DEFAULT_MEMORY, PAGE_SIZE, Machine, merge_gpr
@@ -89,11 +106,66 @@ from .programs import Program, load_program
 EXIT_QUANTUM_NS = 1_000  # model: virtual time that passes per VM exit (drives the PM timer)
 INSTRUCTION_LIMIT = 50_000_000  # a guest that runs this long without an exit or HLT is stuck
 _ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
-_PREFIXES = frozenset(b"\x66\x67\xf2\xf3\xf0\x26\x2e\x36\x3e\x64\x65")
-_STRING_OPCODES = frozenset(b"\x6c\x6d\x6e\x6f")
+_SINGLE, _REP = 1, 2  # a site's kind: INS/OUTS without and with a repeat prefix
+_SITES = 4096  # exit records kept per guest (_site), for code that keeps writing new code
+_IN_WRITES, _OUT_WRITES = frozenset(("rax", "rip")), frozenset(("rip",))
+# what the hook reads at once: RIP, RAX for an IN that merges into it, and CS and CR0 for the
+# mode outside long mode
+_HOOK_READS = {(True, True): ("rip", "rax"), (False, True): ("rip",),
+               (True, False): ("rip", "rax", "cs.sel", "cr0"),
+               (False, False): ("rip", "cs.sel", "cr0")}  # fmt: skip
 _IN_CHANGES = ("rax",)
 _STRING_CHANGES = ("rax", "rcx", "rsi", "rdi")  # RAX too: INS/OUTS leave it, reading is cheap
 _NOT_PRESENT = UC_PROT_READ | UC_PROT_WRITE  # no EXEC: a fetch faults, data still reaches it
+
+
+class _Watchdog:
+    """Stops a free-running guest that has made no exit for ``STALL_S``: without ``count=``
+    nothing else bounds it (unicorn's own ``timeout=`` starts a thread for every
+    ``emu_start``, 0.1 ms each here). One thread for the process, asleep while no guest runs
+    free; the loop then runs the guest on under ``count=`` up to its next exit."""
+
+    STALL_S = 0.5
+
+    def __init__(self) -> None:
+        self._watched: dict[int, list] = {}  # id(guest) → [guest, exits seen, since]
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def watching(self, guest: Guest):
+        with self._lock:
+            self._watched[id(guest)] = [guest, guest.exits, time.monotonic()]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="hvmio-watchdog",
+                                                daemon=True)  # fmt: skip
+                self._thread.start()
+        self._wake.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._watched[id(guest)]
+
+    def _watch(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(self.STALL_S / 5)
+            with self._lock:
+                if not self._watched:
+                    self._wake.clear()
+                now = time.monotonic()
+                for entry in self._watched.values():
+                    guest, seen, since = entry
+                    if guest.exits != seen:
+                        entry[1:] = guest.exits, now
+                    elif now - since >= self.STALL_S:
+                        guest.uc.emu_stop()  # what unicorn's own timeout does, from its thread
+                        entry[2] = now
+
+
+_WATCHDOG = _Watchdog()
 
 
 @dataclass(frozen=True)
@@ -150,7 +222,8 @@ class Guest:
       (and may call ``guest.deliver_real_mode(vector)``); RIP is past an ``int n``.
     - ``exit_limit``: at most this many exits in all; past it ``GuestRunaway`` says what the
       guest was spinning on (port, direction, device, where). ``instruction_limit``: at most
-      this many instructions between two exits (``GuestRunaway`` says where).
+      this many instructions between two exits (``GuestRunaway`` says where); ``run``, which
+      runs free, starts counting once the guest has gone half a second without an exit.
     """
 
     def __init__(self, program: str | Program, vendor: str = "svm", path: str = "fast",
@@ -215,6 +288,14 @@ class Guest:
         self._inline_error: BaseException | None = None
         self._paused = False
         self._overrun: int | None = None
+        self._record: SvmIoExit | VmxIoExit | None = None  # the stopped exit's, from the hook
+        self._sites: dict[tuple, tuple] = {}  # _site's records
+        self._free = False  # run's free running: no count=, stops rolled back (_roll_back_after)
+        self._stalled = False  # the watchdog stopped a free run: count= until the next exit
+        self._counted: bool | None = None  # whether the last emu_start had count=
+        self._journal: list[tuple[int, bytes]] | None = None
+        self._journal_hook = None
+        self._context = self.uc.context_save()  # where a rolled-back stop keeps the CPU state
         self._interrupt: int | None = None
         self.halted = False
         self.exits = 0
@@ -309,20 +390,92 @@ class Guest:
         """Inside an I/O instruction: note what it is about to change, stop after it."""
         cpu = self.cpu
         if self._trap is not None:
-            self._overrun = cpu.uc.reg_read(ux.UC_X86_REG_RIP if cpu.start_mode == 64
-                                            else ux.UC_X86_REG_EIP)  # fmt: skip
+            if self._journal is not None:  # after a rolled-back stop: undone with the rest
+                return None
+            self._overrun = cpu.reg_read(ux.UC_X86_REG_RIP if cpu.start_mode == 64
+                                         else ux.UC_X86_REG_EIP)  # fmt: skip
             uc.emu_stop()
             return None
-        string = self._is_string(cpu, cpu.rip)  # RIP is read now, before the instruction
+        # RIP now, before the instruction (and RAX, where an IN merges into it)
+        cpu.read(_HOOK_READS[is_in and size < 4, cpu.start_mode == 64])
+        try:
+            record, string = self._site(cpu, port)
+        except BaseException as error:  # step re-raises it, once the CPU has stopped
+            self._inline_error, self._trap = error, _STRING_CHANGES
+            self._stop(uc)
+            return None
         changes = _STRING_CHANGES if string else _IN_CHANGES if is_in else ()
+        if not string and self._inline is not None:
+            return self._exit_in_hook(uc, is_in, port, size, changes, record)
         cpu.read(changes)  # the pre-state of what the instruction is about to change
-        if self._inline is not None and not string:
-            return self._exit_in_hook(uc, is_in, port, size, changes)
-        self._trap, self._port = changes, port
-        uc.emu_stop()
+        self._trap, self._port, self._record = changes, port, record
+        if self._free and not (string == _REP or (string and is_in)):
+            self._roll_back_after(uc)  # unicorn runs on past an IN, an OUT or a single OUTS
+        else:  # count= stops right after; free, a REP element ends a block, and an INS
+            uc.emu_stop()  # stops at its element's store
         return None
 
-    def _exit_in_hook(self, uc, is_in: bool, port: int, size: int, changes) -> int | None:
+    def _stop(self, uc) -> None:
+        """Stop the CPU with this instruction not yet run (the loop puts the state back)."""
+        self.cpu.read(self._trap)  # what the loop will put back, unless the handler wrote it
+        if self._free:
+            self._roll_back_after(uc)
+        else:
+            uc.emu_stop()
+
+    def _roll_back_after(self, uc) -> None:
+        """Free running (no ``count=``), an ``emu_stop`` takes effect only further on: unicorn
+        finishes this instruction and runs on to the next memory access (a store it performs)
+        or the end of the block. So keep the CPU state as it is now, before the instruction,
+        journal every store from here on, and undo both once the CPU has stopped."""
+        uc.context_update(self._context)
+        self._journal = []
+        self._journal_hook = uc.hook_add(UC_HOOK_MEM_WRITE, self._on_write)
+        uc.emu_stop()
+
+    def _on_write(self, uc, _access, address, size, _value, _):
+        memory = self.machine.memory.data
+        if address + size <= len(memory):  # above RAM is ROM: a write there does not land
+            self._journal.append((address, bytes(memory[address : address + size])))
+
+    def _undo(self) -> None:
+        """Put back what unicorn ran after the instruction it was stopped in (free running)."""
+        uc, journal = self.uc, self._journal
+        uc.hook_del(self._journal_hook)
+        for address, old in reversed(journal):
+            uc.mem_write(address, old)  # through unicorn: it drops code translated from there
+        uc.context_restore(self._context)
+        self._journal = self._journal_hook = None
+
+    def _site(self, cpu: UnicornCpu, port: int) -> tuple[SvmIoExit | VmxIoExit, int]:
+        """The exit record the silicon builds for the I/O instruction at CS:RIP, and its kind
+        (0, ``_SINGLE`` or ``_REP`` string I/O). Kept per site: the record is the same value
+        while the same bytes sit at the same address in the same mode, and the bytes are
+        compared at every exit, so code written at run time gets a record of its own."""
+        machine = self.machine
+        rip = cpu.rip
+        if cpu.start_mode == 64:  # long mode for good: CS base 0, so RIP is the address
+            at, key = rip, (rip, port)
+        else:
+            machine.mode = cpu.mode
+            at = machine.linear("CS", rip)
+            key = (at, rip, machine.mode, port)
+        site = self._sites.get(key)
+        memory = machine.memory.data
+        if site is not None and memory[at : at + len(site[0])] == site[0]:
+            return site[1], site[2]
+        record = intercept(machine, self.vendor, port)
+        access = record.access()
+        kind = (_REP if access.rep else _SINGLE) if access.string else 0
+        end = at + (record.next_rip - record.rip) % (1 << 64)
+        if end <= len(memory):  # RAM only: the exit paths see no ROM (see ``roms``)
+            if len(self._sites) >= _SITES:
+                self._sites.clear()
+            self._sites[key] = (bytes(memory[at:end]), record, kind)
+        return record, kind
+
+    def _exit_in_hook(self, uc, is_in: bool, port: int, size: int, changes,
+                      record: SvmIoExit | VmxIoExit) -> int | None:  # fmt: skip
         """``run``'s shortcut: handle the exit here, at the instruction, with the registers
         as they were before it. If the handler did exactly what the instruction does (RIP to
         the next instruction; for an IN, the value into AL/AX/EAX with the architectural
@@ -331,28 +484,29 @@ class Guest:
         fault, a path that leaves RIP, the 2010 patch's missing zero extension) stops the
         CPU and the loop puts the handler's state in place, as for any exit."""
         cpu = self.cpu
-        rip, rax = cpu.rip, cpu.rax if is_in else 0
-        if cpu.start_mode != 64:
-            self.machine.mode = cpu.mode
+        rip = cpu.rip  # as the instruction found them (read in the hook)
+        rax = cpu.rax if is_in and size < 4 else 0  # a 32-bit IN zero-extends: RAX unread
         self._inline_exits += 1
         try:
-            outcome = self._handle(port)
+            outcome = self._handle(port, record)
         except BaseException as error:  # step re-raises it, once the CPU has stopped
             self._inline_error = error
             self._trap = changes
-            uc.emu_stop()
+            self._stop(uc)
             return None
-        written = cpu.written()
-        value = cpu.rax & _ONES[size]
+        if is_in:
+            value = cpu.rax & _ONES[size]
+            clean = (cpu.written() <= _IN_WRITES
+                     and cpu.rax == merge_gpr(rax, value, size) & cpu.width)  # fmt: skip
+        else:
+            value, clean = None, cpu.written() <= _OUT_WRITES
         clean = (
-            outcome.fault is None and outcome.completed and outcome.done
-            and cpu.rip == rip + (outcome.exit.next_rip - outcome.exit.rip)
-            and written <= ({"rax", "rip"} if is_in else {"rip"})
-            and (not is_in or cpu.rax == merge_gpr(rax, value, size) & cpu.width)
+            clean and outcome.done and outcome.completed and outcome.fault is None
+            and cpu.rip == rip + (record.next_rip - record.rip)
         )  # fmt: skip
         if not clean:
             self._handled, self._trap = outcome, changes
-            uc.emu_stop()
+            self._stop(uc)
             return None
         cpu.forget()  # unicorn now makes the same RAX and RIP itself
         self._last = outcome
@@ -361,17 +515,7 @@ class Guest:
             if self._inline == 0:  # run's max_exits: stop once this instruction is done
                 self._paused = True
                 uc.emu_stop()
-        return value if is_in else None
-
-    def _is_string(self, cpu: UnicornCpu, rip: int) -> bool:
-        at = self.machine.linear("CS", rip)
-        code = bytes(self.machine.memory.data[at : at + 15]) or self.uc.mem_read(at, 15)
-        wide = cpu.start_mode == 64
-        for byte in code:
-            if byte in _PREFIXES or (wide and 0x40 <= byte <= 0x4F):
-                continue
-            return byte in _STRING_OPCODES
-        return False
+        return value
 
     def _on_interrupt(self, uc, vector, _):
         self._interrupt = vector
@@ -391,10 +535,24 @@ class Guest:
             self._trap = self._interrupt = self._overrun = None
             self._handled = self._inline_error = None
             self._paused, self._inline_exits = False, 0
+            free = self._free and not self._stalled
+            exits = self.exits
             try:
-                self.uc.emu_start(begin, 0, count=self.instruction_limit)
+                if free:
+                    with _WATCHDOG.watching(self):
+                        self.uc.emu_start(begin, 0)  # unicorn drops its count= code itself
+                else:
+                    if self._counted is False:  # blocks compiled without count='s check
+                        self.uc.ctl_flush_tb()
+                    self.uc.emu_start(begin, 0, count=self.instruction_limit)
+                self._counted = not free
             except UcError as e:
-                self._cpu_stopped(e)
+                if self._journal is None:
+                    self._cpu_stopped(e)
+            if self._journal is not None:
+                self._undo()
+            if self.exits != exits:
+                self._stalled = False
             if self._overrun is not None:
                 raise HvmioError(f"{self.program.name}: the I/O instruction at {self._overrun:#x}"
                                  " ran without a VM exit (two in one run): this is a bug in "
@@ -414,6 +572,9 @@ class Guest:
             if self._halted_at(cpu.rip):
                 self.halted = True
                 return "halted"
+            if free:  # the watchdog stopped it: count= bounds the stretch to the next exit
+                self._stalled = True
+                continue
             if self._inline_exits:  # the instruction count ran out, but not without exits
                 continue
             raise GuestRunaway(f"{self.program.name} ran {self.instruction_limit:,} "
@@ -441,6 +602,7 @@ class Guest:
             self.uc.mem_protect(start, PAGE_SIZE, _NOT_PRESENT if page in wanted else UC_PROT_ALL)
             self.uc.ctl_remove_cache(start, start + PAGE_SIZE)
         self._presence = wanted
+        self._sites.clear()  # a record is built only for bytes the CPU could fetch
 
     def _cpu_stopped(self, error: UcError) -> None:
         cpu = self.cpu
@@ -475,7 +637,7 @@ class Guest:
             return None
         state = self._run_to_exit()
         if state == "exit":
-            return self._handle(self._port)
+            return self._handle(self._port, self._record)
         if state == "halted":
             return None
         if self._inline_error is not None:
@@ -483,16 +645,20 @@ class Guest:
             raise error
         return self._handled if state == "handled" else self._last
 
-    def _handle(self, port: int) -> Outcome:
-        """The exit at RIP: the record the silicon builds, then the hypervisor."""
+    def _handle(self, port: int, record: SvmIoExit | VmxIoExit | None = None) -> Outcome:
+        """The exit at RIP: the record the silicon builds (the hook's, unless the stages are
+        timed, whose first stage is building it), then the hypervisor."""
         hypervisor = self.hypervisor
-        start = perf_counter_ns() if hypervisor.timed else None
-        outcome = hypervisor.handle(intercept(self.machine, self.vendor, port), start)
+        start = None
+        if hypervisor.timed or record is None:
+            start = perf_counter_ns() if hypervisor.timed else None
+            record = intercept(self.machine, self.vendor, port)
+        outcome = hypervisor.handle(record, start)
         self.exits += 1
         self.machine.clock.advance(EXIT_QUANTUM_NS)
         if outcome.fault is not None:
             raise HvmioError(f"{self.program.name}: the hypervisor injected {outcome.fault}")
-        if self.recording:
+        if hypervisor.recording:
             self.outcomes.append(outcome)
             exit_rip = outcome.exit.rip
             if exit_rip not in self.io_sites:
@@ -528,6 +694,7 @@ class Guest:
         # (not for a subclass whose own step must see every exit)
         inline = (self.path == "fast" and not hypervisor.recording and not hypervisor.timed
                   and type(self).step is Guest.step)  # fmt: skip
+        self._free = inline and max_exits is None
         try:
             while max_exits is None or self.exits < max_exits:
                 if inline:
@@ -535,7 +702,7 @@ class Guest:
                 if self.step() is None:
                     break
         finally:
-            self._inline = None
+            self._inline, self._free = None, False
         return self.result(perf_counter_ns() - start)
 
     def result(self, wall_ns: int = 0) -> RunResult:
