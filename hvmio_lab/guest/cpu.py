@@ -1,11 +1,8 @@
 """The Machine's view of unicorn's vCPU: registers read on first use, segments with TRUE bases.
 
 A VM exit reads only what its path asks for: values are cached for the exit and written back
-by ``sync`` before the guest resumes. Plain 64-bit registers go straight to unicorn's C API
-(``uc_reg_read``/``uc_reg_write``, the library the Python binding loaded): the binding's own
-``reg_read`` spends 2.7 µs a call choosing a ctypes class, the C call itself 0.7 µs
-(``bench/bench_guest.py``, rows ``reg_read``). Where a binding does not expose its library, the
-binding's methods are used, slower and the same.
+by ``sync`` before the guest resumes. Plain registers go straight to unicorn's C API
+(``uc_api.registers``); the descriptor tables and MSRs through the binding.
 
 Segment bases, as the guest CPU uses them:
 - real mode (CR0.PE = 0): selector × 16, as a real-mode load sets it;
@@ -22,16 +19,16 @@ rewrites a descriptor and does not reload the register would see a different bas
 
 from __future__ import annotations
 
-import ctypes
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 
-from unicorn import Uc, UcError
+from unicorn import Uc
 from unicorn import x86_const as ux
 
 from ..errors import HvmioError
 from ..fields import SEGMENTS
 from ..machine import REGISTER_NAMES, REGISTERS, Segment
+from .uc_api import registers
 
 CR0_PE = 1 << 0
 EFER = 0xC000_0080
@@ -55,61 +52,6 @@ def register_ids(wide: bool) -> dict[str, int]:
         else:
             ids[name] = getattr(ux, f"UC_X86_REG_{('R' if wide else 'E') + name[1:].upper()}")
     return ids
-
-
-Reader = Callable[[tuple[int, ...]], list[int]]
-_SELECTORS = frozenset(getattr(ux, f"UC_X86_REG_{seg}") for seg in SEGMENTS)
-
-
-def c_api(uc: Uc) -> tuple[Callable[[int], int], Callable[[int, int], None], Reader]:
-    """(read, write, read_many) of plain registers (up to 64 bits) through unicorn's C API,
-    or the binding's methods where its library is not to be had. The C functions are
-    called untyped, with every pointer already a ctypes object: ctypes then converts no
-    argument, which is a third of a call's cost."""
-    try:
-        from unicorn.unicorn_py3.unicorn import uclib
-
-        library = ctypes.CDLL(uclib._name)
-        handle = ctypes.c_void_p(uc._uch.value)
-    except (ImportError, AttributeError, OSError):
-        return uc.reg_read, uc.reg_write, lambda ids: list(uc.reg_read_batch(ids))
-    c_read, c_write, c_batch = library.uc_reg_read, library.uc_reg_write, library.uc_reg_read_batch
-    cell = ctypes.c_uint64()
-    ref = ctypes.byref(cell)
-    batches: dict[tuple[int, ...], tuple] = {}  # the C arrays of each list of ids, made once
-
-    def read_many(ids: tuple[int, ...]) -> list[int]:
-        """One C call for several registers: about 1.4 times the price of one."""
-        arrays = batches.get(ids)
-        if arrays is None:
-            n = len(ids)
-            values = (ctypes.c_uint64 * n)()
-            pointers = (ctypes.c_void_p * n)(*(ctypes.addressof(values) + 8 * i
-                                               for i in range(n)))  # fmt: skip
-            narrow = [i for i, reg in enumerate(ids) if reg in _SELECTORS]
-            arrays = batches[ids] = ((ctypes.c_int * n)(*ids), values, pointers, n, narrow)
-        id_array, values, pointers, n, narrow = arrays
-        for i in narrow:
-            values[i] = 0  # unicorn writes 2 bytes of a selector's 8
-        status = c_batch(handle, id_array, pointers, n)
-        if status:
-            raise UcError(status)
-        return values[:]
-
-    def read(reg_id: int) -> int:
-        cell.value = 0  # unicorn writes only the register's own width (2 bytes for a selector)
-        status = c_read(handle, reg_id, ref)
-        if status:
-            raise UcError(status, reg_id)
-        return cell.value
-
-    def write(reg_id: int, value: int) -> None:
-        cell.value = value
-        status = c_write(handle, reg_id, ref)
-        if status:
-            raise UcError(status, reg_id)
-
-    return read, write, read_many
 
 
 class Before(Mapping):
@@ -160,8 +102,8 @@ class UnicornCpu:
         self.start_mode = start_mode
         self.memory = memory
         self._ids = register_ids(start_mode == 64)
-        self.reg_read, self.reg_write, self._read_many = c_api(uc)
-        self._plans: dict[tuple[str, ...], tuple] = {}  # read's batches, worked out once
+        self.reg_read, self.reg_write, self._read_many = registers(uc)
+        self._readers: dict[tuple[str, ...], Callable[[], None]] = {}  # read's, made once
         self._cache: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._width = (1 << 64) - 1 if start_mode == 64 else 0xFFFF_FFFF
@@ -203,19 +145,34 @@ class UnicornCpu:
         cache = self._cache
         if cache:
             names = tuple(name for name in names if name not in cache)
-        plan = self._plans.get(names)
-        if plan is None:
-            ids = self._ids
-            known = tuple(name for name in names if name in ids)
-            absent = tuple(name for name in names if name not in ids)  # R8-R15 in 32 bits
-            plan = self._plans[names] = (known, tuple(ids[name] for name in known), absent)
-        known, reg_ids, absent = plan
-        if len(known) > 1:
-            cache.update(zip(known, self._read_many(reg_ids), strict=True))
-        elif known:
-            cache[known[0]] = self.reg_read(reg_ids[0])
-        for name in absent:
-            cache[name] = 0
+        reader = self._readers.get(names)
+        if reader is None:
+            reader = self._readers[names] = self.reader(names)
+        reader()
+
+    def reader(self, names: tuple[str, ...]) -> Callable[[], None]:
+        """A function that reads these registers into the (empty) cache in one call to unicorn:
+        what a VM exit calls every time, worked out once."""
+        cache, ids = self._cache, self._ids
+        known = tuple(name for name in names if name in ids)
+        reg_ids = tuple(ids[name] for name in known)
+        absent = dict.fromkeys((name for name in names if name not in ids), 0)  # R8-R15, 32 bits
+        if len(known) == 1:
+            (name,), (reg,), read = known, reg_ids, self.reg_read
+
+            def read_one() -> None:
+                cache[name] = read(reg)
+                cache.update(absent)
+
+            return read_one
+        read_many = self._read_many
+
+        def read_all() -> None:
+            if reg_ids:
+                cache.update(zip(known, read_many(reg_ids), strict=True))
+            cache.update(absent)
+
+        return read_all
 
     def keep(self, names: tuple[str, ...]) -> None:
         """Write these cached values back at the next ``sync`` (they were read before an

@@ -78,7 +78,6 @@ from time import perf_counter_ns
 from unicorn import (
     UC_ARCH_X86,
     UC_ERR_FETCH_PROT,
-    UC_HOOK_INSN,
     UC_HOOK_INTR,
     UC_HOOK_MEM_WRITE,
     UC_MODE_32,
@@ -102,12 +101,14 @@ from ..outcome import Outcome
 from . import realmode
 from .cpu import CR0_PE, UnicornCpu
 from .programs import Program, load_program
+from .uc_api import hook_io
 
 EXIT_QUANTUM_NS = 1_000  # model: virtual time that passes per VM exit (drives the PM timer)
 INSTRUCTION_LIMIT = 50_000_000  # a guest that runs this long without an exit or HLT is stuck
 _ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
 _SINGLE, _REP = 1, 2  # a site's kind: INS/OUTS without and with a repeat prefix
-_SITES = 4096  # exit records kept per guest (_site), for code that keeps writing new code
+_SITES: dict[tuple, tuple] = {}  # _site's records: (vendor, address…, port) → (bytes, record, kind)
+_SITE_LIMIT = 4096  # for code that keeps writing new code
 _IN_WRITES, _OUT_WRITES = frozenset(("rax", "rip")), frozenset(("rip",))
 # what the hook reads at once: RIP, RAX for an IN that merges into it, and CS and CR0 for the
 # mode outside long mode
@@ -289,13 +290,16 @@ class Guest:
         self._paused = False
         self._overrun: int | None = None
         self._record: SvmIoExit | VmxIoExit | None = None  # the stopped exit's, from the hook
-        self._sites: dict[tuple, tuple] = {}  # _site's records
         self._free = False  # run's free running: no count=, stops rolled back (_roll_back_after)
         self._stalled = False  # the watchdog stopped a free run: count= until the next exit
         self._counted: bool | None = None  # whether the last emu_start had count=
         self._journal: list[tuple[int, bytes]] | None = None
         self._journal_hook = None
+        self._hook_error: BaseException | None = None
         self._context = self.uc.context_save()  # where a rolled-back stop keeps the CPU state
+        long_mode = self.cpu.start_mode == 64
+        self._hook_reads = {merges: self.cpu.reader(_HOOK_READS[merges, long_mode])
+                            for merges in (True, False)}  # fmt: skip
         self._interrupt: int | None = None
         self.halted = False
         self.exits = 0
@@ -320,10 +324,9 @@ class Guest:
                              f"in {len(memory):#x} bytes of memory")  # fmt: skip
         ram = (ctypes.c_char * len(memory)).from_buffer(memory)
         uc.mem_map_ptr(0, len(memory), UC_PROT_ALL, ctypes.addressof(ram))
-        mappings = [ram, *self._map_roms(uc, memory)]
+        mappings = [ram, *self._map_roms(uc, memory),  # what unicorn's pointers need alive
+                    hook_io(uc, self._on_in, self._on_out, self._on_hook_error)]
         memory[prog.load : prog.load + len(prog.code)] = prog.code
-        uc.hook_add(UC_HOOK_INSN, self._on_in, None, 1, 0, ux.UC_X86_INS_IN)
-        uc.hook_add(UC_HOOK_INSN, self._on_out, None, 1, 0, ux.UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         uc.ctl_exits_enabled(True)  # no `until` address: nothing for unicorn to invalidate
         uc.ctl_set_exits([])
@@ -379,12 +382,15 @@ class Guest:
 
     # ------------------------------------------------------------------ unicorn's hooks
 
-    def _on_in(self, uc, port, size, _):
-        value = self._trapped(uc, True, port, size)
+    def _on_in(self, port: int, size: int) -> int:
+        value = self._trapped(self.uc, True, port, size)
         return _ONES[size] if value is None else value
 
-    def _on_out(self, uc, port, size, value, _):
-        self._trapped(uc, False, port, size)
+    def _on_out(self, port: int, size: int, _value: int) -> None:
+        self._trapped(self.uc, False, port, size)
+
+    def _on_hook_error(self, error: BaseException) -> None:
+        self._hook_error = error  # raised once unicorn has returned
 
     def _trapped(self, uc, is_in: bool, port: int, size: int) -> int | None:
         """Inside an I/O instruction: note what it is about to change, stop after it."""
@@ -396,8 +402,8 @@ class Guest:
                                          else ux.UC_X86_REG_EIP)  # fmt: skip
             uc.emu_stop()
             return None
-        # RIP now, before the instruction (and RAX, where an IN merges into it)
-        cpu.read(_HOOK_READS[is_in and size < 4, cpu.start_mode == 64])
+        self._hook_reads[is_in and size < 4]()  # RIP now, before the instruction, and RAX
+        # where an IN merges into it
         try:
             record, string = self._site(cpu, port)
         except BaseException as error:  # step re-raises it, once the CPU has stopped
@@ -449,29 +455,32 @@ class Guest:
 
     def _site(self, cpu: UnicornCpu, port: int) -> tuple[SvmIoExit | VmxIoExit, int]:
         """The exit record the silicon builds for the I/O instruction at CS:RIP, and its kind
-        (0, ``_SINGLE`` or ``_REP`` string I/O). Kept per site: the record is the same value
-        while the same bytes sit at the same address in the same mode, and the bytes are
-        compared at every exit, so code written at run time gets a record of its own."""
+        (0, ``_SINGLE`` or ``_REP`` string I/O). Kept per site, for every guest: the record is
+        the same value while the same bytes sit at the same address in the same mode (and the
+        vendor and port are the same), and the bytes are compared at every exit, so code
+        written at run time gets a record of its own. Not while pages are marked not present,
+        where the fetch may fault instead."""
         machine = self.machine
         rip = cpu.rip
         if cpu.start_mode == 64:  # long mode for good: CS base 0, so RIP is the address
-            at, key = rip, (rip, port)
+            at, key = rip, (self.vendor, rip, port)
         else:
             machine.mode = cpu.mode
             at = machine.linear("CS", rip)
-            key = (at, rip, machine.mode, port)
-        site = self._sites.get(key)
-        memory = machine.memory.data
-        if site is not None and memory[at : at + len(site[0])] == site[0]:
+            key = (self.vendor, at, rip, machine.mode, port)
+        memory = machine.memory
+        site = _SITES.get(key)
+        code = site[0] if site is not None else None
+        if code is not None and memory.data[at : at + len(code)] == code and not memory.not_present:
             return site[1], site[2]
         record = intercept(machine, self.vendor, port)
         access = record.access()
         kind = (_REP if access.rep else _SINGLE) if access.string else 0
         end = at + (record.next_rip - record.rip) % (1 << 64)
-        if end <= len(memory):  # RAM only: the exit paths see no ROM (see ``roms``)
-            if len(self._sites) >= _SITES:
-                self._sites.clear()
-            self._sites[key] = (bytes(memory[at:end]), record, kind)
+        if end <= len(memory.data) and not memory.not_present:  # RAM only, like the exit paths
+            if len(_SITES) >= _SITE_LIMIT:
+                _SITES.clear()
+            _SITES[key] = (bytes(memory.data[at:end]), record, kind)
         return record, kind
 
     def _exit_in_hook(self, uc, is_in: bool, port: int, size: int, changes,
@@ -549,6 +558,9 @@ class Guest:
             except UcError as e:
                 if self._journal is None:
                     self._cpu_stopped(e)
+            if self._hook_error is not None:  # a bug in the loop, not the guest's doing
+                error, self._hook_error = self._hook_error, None
+                raise error
             if self._journal is not None:
                 self._undo()
             if self.exits != exits:
@@ -602,7 +614,6 @@ class Guest:
             self.uc.mem_protect(start, PAGE_SIZE, _NOT_PRESENT if page in wanted else UC_PROT_ALL)
             self.uc.ctl_remove_cache(start, start + PAGE_SIZE)
         self._presence = wanted
-        self._sites.clear()  # a record is built only for bytes the CPU could fetch
 
     def _cpu_stopped(self, error: UcError) -> None:
         cpu = self.cpu

@@ -1,0 +1,127 @@
+"""unicorn's C API, called directly: plain register reads and writes, and the IN/OUT hooks.
+
+The Python binding (unicorn 2.1) wraps both in Python that costs more than the C call: its
+``reg_read`` works out a ctypes class for the register at every call (2.7 µs, the C call
+0.7 µs), and its hook wrapper adds two Python frames to every I/O instruction (1.2 µs a hook,
+0.55 µs without them; ``bench/bench_guest.py``). The functions are unicorn's public C API;
+only the loaded library and the engine's handle are taken from the binding, and where those
+are not to be had (another binding) the binding's own methods are used, slower and the same.
+The C functions are called untyped, with every pointer already a ctypes object, so that
+ctypes converts no argument.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+
+from unicorn import UC_HOOK_INSN, Uc, UcError
+from unicorn import x86_const as ux
+
+from ..fields import SEGMENTS
+
+Reader = Callable[[tuple[int, ...]], list[int]]
+_SELECTORS = frozenset(getattr(ux, f"UC_X86_REG_{seg}") for seg in SEGMENTS)
+_IN_HOOK = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                            ctypes.c_void_p)  # fmt: skip
+_OUT_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                             ctypes.c_uint32, ctypes.c_void_p)  # fmt: skip
+
+
+def _c_library(uc: Uc):
+    """(library, engine handle) or None."""
+    try:
+        from unicorn.unicorn_py3.unicorn import uclib
+
+        return ctypes.CDLL(uclib._name), ctypes.c_void_p(uc._uch.value)
+    except (ImportError, AttributeError, OSError):
+        return None
+
+
+def registers(uc: Uc) -> tuple[Callable[[int], int], Callable[[int, int], None], Reader]:
+    """(read, write, read_many) of plain registers, up to 64 bits each."""
+    found = _c_library(uc)
+    if found is None:
+        return uc.reg_read, uc.reg_write, lambda ids: list(uc.reg_read_batch(ids))
+    library, handle = found
+    c_read, c_write, c_batch = library.uc_reg_read, library.uc_reg_write, library.uc_reg_read_batch
+    cell = ctypes.c_uint64()
+    ref = ctypes.byref(cell)
+    batches: dict[tuple[int, ...], tuple] = {}  # the C arrays of each list of ids, made once
+
+    def read_many(ids: tuple[int, ...]) -> list[int]:
+        """One C call for several registers: about 1.4 times the price of one."""
+        arrays = batches.get(ids)
+        if arrays is None:
+            n = len(ids)
+            values = (ctypes.c_uint64 * n)()
+            pointers = (ctypes.c_void_p * n)(*(ctypes.addressof(values) + 8 * i
+                                               for i in range(n)))  # fmt: skip
+            narrow = [i for i, reg in enumerate(ids) if reg in _SELECTORS]
+            arrays = batches[ids] = ((ctypes.c_int * n)(*ids), values, pointers, n, narrow)
+        id_array, values, pointers, n, narrow = arrays
+        for i in narrow:
+            values[i] = 0  # unicorn writes 2 bytes of a selector's 8
+        status = c_batch(handle, id_array, pointers, n)
+        if status:
+            raise UcError(status)
+        return values[:]
+
+    def read(reg_id: int) -> int:
+        cell.value = 0  # unicorn writes only the register's own width (2 bytes for a selector)
+        status = c_read(handle, reg_id, ref)
+        if status:
+            raise UcError(status, reg_id)
+        return cell.value
+
+    def write(reg_id: int, value: int) -> None:
+        cell.value = value
+        status = c_write(handle, reg_id, ref)
+        if status:
+            raise UcError(status, reg_id)
+
+    return read, write, read_many
+
+
+def hook_io(uc: Uc, on_in: Callable[[int, int], int], on_out: Callable[[int, int, int], None],
+            on_error: Callable[[BaseException], None]) -> object:  # fmt: skip
+    """Hook every IN (and INS) and OUT (and OUTS): ``on_in(port, size)`` returns the value,
+    ``on_out(port, size, value)``. An exception cannot cross unicorn's C frames: it goes to
+    ``on_error``, the CPU is stopped, and an IN reads 0. Returns what must be kept alive as
+    long as ``uc`` runs."""
+    found = _c_library(uc)
+    if found is None:
+        def binding_in(_uc, port, size, _data):
+            return on_in(port, size)
+
+        def binding_out(_uc, port, size, value, _data):
+            on_out(port, size, value)
+
+        uc.hook_add(UC_HOOK_INSN, binding_in, None, 1, 0, ux.UC_X86_INS_IN)
+        uc.hook_add(UC_HOOK_INSN, binding_out, None, 1, 0, ux.UC_X86_INS_OUT)
+        return None
+    library, handle = found
+
+    def c_in(_uc, port, size, _data):
+        try:
+            return on_in(port, size)
+        except BaseException as error:
+            on_error(error)
+            uc.emu_stop()
+            return 0
+
+    def c_out(_uc, port, size, value, _data):
+        try:
+            on_out(port, size, value)
+        except BaseException as error:
+            on_error(error)
+            uc.emu_stop()
+
+    kept = (_IN_HOOK(c_in), _OUT_HOOK(c_out))
+    for callback, insn in zip(kept, (ux.UC_X86_INS_IN, ux.UC_X86_INS_OUT), strict=True):
+        hook = ctypes.c_size_t()
+        status = library.uc_hook_add(handle, ctypes.byref(hook), UC_HOOK_INSN, callback, None,
+                                     ctypes.c_uint64(1), ctypes.c_uint64(0), ctypes.c_int(insn))
+        if status:
+            raise UcError(status)
+    return kept
