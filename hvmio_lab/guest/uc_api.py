@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
+from functools import cache
 
 from unicorn import UC_HOOK_INSN, Uc, UcError
 from unicorn import x86_const as ux
@@ -28,23 +29,39 @@ _OUT_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_in
                              ctypes.c_uint32, ctypes.c_void_p)  # fmt: skip
 
 
-def _c_library(uc: Uc):
-    """(library, engine handle) or None."""
+@cache
+def _functions() -> tuple | None:
+    """unicorn's uc_reg_read, uc_reg_write, uc_reg_read_batch and uc_hook_add, untyped, from
+    the library the binding loaded (once a process: loading costs 0.1 ms), or None."""
     try:
         from unicorn.unicorn_py3.unicorn import uclib
 
-        return ctypes.CDLL(uclib._name), ctypes.c_void_p(uc._uch.value)
+        library = ctypes.CDLL(uclib._name)
     except (ImportError, AttributeError, OSError):
         return None
+    return (library.uc_reg_read, library.uc_reg_write, library.uc_reg_read_batch,
+            library.uc_hook_add)  # fmt: skip
+
+
+def _c_api(uc: Uc) -> tuple | None:
+    """(engine handle, the functions) or None."""
+    functions, handle = _functions(), getattr(uc, "_uch", None)
+    if functions is None or handle is None:
+        return None
+    return ctypes.c_void_p(handle.value), functions
+
+
+@cache
+def _array(kind, n: int):
+    return kind * n
 
 
 def registers(uc: Uc) -> tuple[Callable[[int], int], Callable[[int, int], None], Reader]:
     """(read, write, read_many) of plain registers, up to 64 bits each."""
-    found = _c_library(uc)
+    found = _c_api(uc)
     if found is None:
         return uc.reg_read, uc.reg_write, lambda ids: list(uc.reg_read_batch(ids))
-    library, handle = found
-    c_read, c_write, c_batch = library.uc_reg_read, library.uc_reg_write, library.uc_reg_read_batch
+    handle, (c_read, c_write, c_batch, _) = found
     cell = ctypes.c_uint64()
     ref = ctypes.byref(cell)
     batches: dict[tuple[int, ...], tuple] = {}  # the C arrays of each list of ids, made once
@@ -54,11 +71,11 @@ def registers(uc: Uc) -> tuple[Callable[[int], int], Callable[[int, int], None],
         arrays = batches.get(ids)
         if arrays is None:
             n = len(ids)
-            values = (ctypes.c_uint64 * n)()
-            pointers = (ctypes.c_void_p * n)(*(ctypes.addressof(values) + 8 * i
-                                               for i in range(n)))  # fmt: skip
+            values = _array(ctypes.c_uint64, n)()
+            pointers = _array(ctypes.c_void_p, n)(*(ctypes.addressof(values) + 8 * i
+                                                    for i in range(n)))  # fmt: skip
             narrow = [i for i, reg in enumerate(ids) if reg in _SELECTORS]
-            arrays = batches[ids] = ((ctypes.c_int * n)(*ids), values, pointers, n, narrow)
+            arrays = batches[ids] = (_array(ctypes.c_int, n)(*ids), values, pointers, n, narrow)
         id_array, values, pointers, n, narrow = arrays
         for i in narrow:
             values[i] = 0  # unicorn writes 2 bytes of a selector's 8
@@ -89,7 +106,7 @@ def hook_io(uc: Uc, on_in: Callable[[int, int], int], on_out: Callable[[int, int
     ``on_out(port, size, value)``. An exception cannot cross unicorn's C frames: it goes to
     ``on_error``, the CPU is stopped, and an IN reads 0. Returns what must be kept alive as
     long as ``uc`` runs."""
-    found = _c_library(uc)
+    found = _c_api(uc)
     if found is None:
         def binding_in(_uc, port, size, _data):
             return on_in(port, size)
@@ -100,7 +117,7 @@ def hook_io(uc: Uc, on_in: Callable[[int, int], int], on_out: Callable[[int, int
         uc.hook_add(UC_HOOK_INSN, binding_in, None, 1, 0, ux.UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, binding_out, None, 1, 0, ux.UC_X86_INS_OUT)
         return None
-    library, handle = found
+    handle, (*_, c_hook_add) = found
 
     def c_in(_uc, port, size, _data):
         try:
@@ -120,8 +137,8 @@ def hook_io(uc: Uc, on_in: Callable[[int, int], int], on_out: Callable[[int, int
     kept = (_IN_HOOK(c_in), _OUT_HOOK(c_out))
     for callback, insn in zip(kept, (ux.UC_X86_INS_IN, ux.UC_X86_INS_OUT), strict=True):
         hook = ctypes.c_size_t()
-        status = library.uc_hook_add(handle, ctypes.byref(hook), UC_HOOK_INSN, callback, None,
-                                     ctypes.c_uint64(1), ctypes.c_uint64(0), ctypes.c_int(insn))
+        status = c_hook_add(handle, ctypes.byref(hook), UC_HOOK_INSN, callback, None,
+                            ctypes.c_uint64(1), ctypes.c_uint64(0), ctypes.c_int(insn))
         if status:
             raise UcError(status)
     return kept
