@@ -420,7 +420,7 @@ def test_free_running_string_io_ends_as_stepped(tmp_path):
                 pass
         ends.append(_visible(guest))
     assert ends[0] == ends[1]
-    exits, registers, memory, uart, post = ends[0]
+    _exits, registers, memory, uart, post = ends[0]
     assert uart == "abcd" and post == (0xAA,)
     assert memory[0x700:0x703] == b"xyz"
     text = 0x7C00 + code.index(b"abcd")
@@ -455,7 +455,7 @@ def test_a_refused_access_in_a_free_run_leaves_nothing_of_the_rest_of_its_block(
         ends.append(_visible(guest))
     assert ends[0] == ends[1]
     exits, registers, memory, uart, post = ends[0]
-    assert exits == 1 and post == ()
+    assert exits == 1 and post == () and uart == ""
     assert registers["rip"] == 0x7C00 + code.index(b"\xed")  # in ax, dx (16-bit: no 66)
     assert memory[0x600:0x602] == (0x1111).to_bytes(2, "little") and registers["rbx"] == 0
 
@@ -488,4 +488,46 @@ def test_a_free_run_without_exits_is_stopped_where_it_runs(monkeypatch):
     monkeypatch.setattr(loop._Watchdog, "STALL_S", 0.01)
     guest = Guest.from_code(b"\x90\xeb\xfe", instruction_limit=10_000, recording=False)
     with pytest.raises(GuestRunaway, match=r"10,000 instructions .* at CS:RIP 0x0:0x7c01 "):
+        guest.run()
+
+
+# ---------------------------------------------------------------- unicorn's C API
+
+def test_registers_read_through_the_c_api_as_the_binding_reads_them():
+    """uc_api reads each register as the binding does, a 2-byte selector after a wide value
+    included (unicorn writes only a register's own width into the caller's cell)."""
+    import random
+
+    from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
+    from unicorn import x86_const as ux
+
+    from hvmio_lab.guest.uc_api import registers
+
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    read, write, read_many = registers(uc)
+    rng = random.Random(2010)
+    wide = [getattr(ux, f"UC_X86_REG_{n}") for n in
+            ("RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RSP", "RBP", "R8", "R15", "RIP")]
+    for reg in wide:
+        uc.reg_write(reg, rng.getrandbits(64))
+    write(ux.UC_X86_REG_R9, 0xFEDC_BA98_7654_3210)
+    uc.reg_write(ux.UC_X86_REG_DS, 0x2B)
+    ids = (*wide, ux.UC_X86_REG_R9, ux.UC_X86_REG_DS, ux.UC_X86_REG_CS)
+    expected = [uc.reg_read(reg) for reg in ids]
+    assert expected[-3] == 0xFEDC_BA98_7654_3210 and expected[-2] == 0x2B
+    assert read_many(ids) == expected
+    for reg, value in zip(ids, expected, strict=True):
+        read(ux.UC_X86_REG_RAX)  # leaves 64 bits of RAX in the cell before a selector
+        assert read(reg) == value
+
+
+def test_an_error_inside_the_io_hook_reaches_the_caller():
+    """A bug in the loop's hook cannot cross unicorn's C frames: it must still be raised."""
+    guest = Guest("port_hammer", "svm", "fast", recording=False)
+
+    def broken(*_):
+        raise RuntimeError("boom in the hook")
+
+    guest._trapped = broken
+    with pytest.raises(RuntimeError, match="boom in the hook"):
         guest.run()

@@ -19,10 +19,7 @@ from functools import cache
 from unicorn import UC_HOOK_INSN, Uc, UcError
 from unicorn import x86_const as ux
 
-from ..fields import SEGMENTS
-
 Reader = Callable[[tuple[int, ...]], list[int]]
-_SELECTORS = frozenset(getattr(ux, f"UC_X86_REG_{seg}") for seg in SEGMENTS)
 _IN_HOOK = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
                             ctypes.c_void_p)  # fmt: skip
 _OUT_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
@@ -74,11 +71,9 @@ def registers(uc: Uc) -> tuple[Callable[[int], int], Callable[[int, int], None],
             values = _array(ctypes.c_uint64, n)()
             pointers = _array(ctypes.c_void_p, n)(*(ctypes.addressof(values) + 8 * i
                                                     for i in range(n)))  # fmt: skip
-            narrow = [i for i, reg in enumerate(ids) if reg in _SELECTORS]
-            arrays = batches[ids] = (_array(ctypes.c_int, n)(*ids), values, pointers, n, narrow)
-        id_array, values, pointers, n, narrow = arrays
-        for i in narrow:
-            values[i] = 0  # unicorn writes 2 bytes of a selector's 8
+            # a slot only ever holds its one register, so a selector's 6 unwritten bytes stay 0
+            arrays = batches[ids] = (_array(ctypes.c_int, n)(*ids), values, pointers, n)
+        id_array, values, pointers, n = arrays
         status = c_batch(handle, id_array, pointers, n)
         if status:
             raise UcError(status)
