@@ -147,6 +147,13 @@ class Decided(NamedTuple):
     repeat_at: int  # the last F2/F3 (the one capstone names; both repeat INS/OUTS alike)
 
 
+# (port, the fields below from ``size`` to ``port``) → the validated IoAccess they describe
+_ACCESSES: dict[tuple, IoAccess] = {}
+
+
+_NO_PREFIX = {by: Decided(-1, -1, -1, -1, by, -1) for by in ("byte form", "default")}
+
+
 class IoInstruction(NamedTuple):
     """One decoded I/O instruction: everything the emulator needs, nothing it must trust.
 
@@ -171,17 +178,21 @@ class IoInstruction(NamedTuple):
 
     def access(self, dx: int) -> IoAccess:
         """The vendor-neutral access, with the port from the imm8 or from DX (validated as
-        every IoAccess is)."""
-        return IoAccess(
-            self.port if self.immediate else dx & 0xFFFF,
-            self.size,
-            self.is_in,
-            self.string,
-            self.rep,
-            self.address_size,
-            self.segment,
-            self.immediate,
-        )
+        every IoAccess is, once per distinct access: the emulator asks for one every exit,
+        and checking the fields costs more than decoding them)."""
+        form = self[2:10]  # size, is_in, string, rep, address_size, segment, immediate, port
+        port = form[7] if form[6] else dx & 0xFFFF
+        key = (port, form)
+        access = _ACCESSES.get(key)
+        # a hit must match in type too, as True == 1 and 32.0 == 32 (a hand-built instruction)
+        if (access is None or access[1] is not form[0] or access[2] is not form[1]
+                or access[3] is not form[2] or access[4] is not form[3]
+                or access[5] is not form[4] or access[7] is not form[6]):  # fmt: skip
+            access = IoAccess(port, *form[:6], form[6])
+            if len(_ACCESSES) >= 4096:  # bounded: a fuzzer may try every port
+                _ACCESSES.clear()
+            _ACCESSES[key] = access
+        return access
 
     @property
     def text(self) -> str:
@@ -240,7 +251,9 @@ def decode_instruction(code: bytes, mode: int) -> IoInstruction:
         prefixes = _PREFIXES[mode]
     except (KeyError, TypeError):
         raise ValueError(f"mode must be 16, 32 or 64, got {mode!r}") from None
-    source, code = code, bytes(code)
+    source = code
+    if code.__class__ is not bytes:  # a FetchedBytes (its ``stop`` stays with ``source``)
+        code = bytes(code)
     n = len(code)
     osize = asize = rep = False
     segment = None
@@ -314,10 +327,11 @@ def decode_instruction(code: bytes, mode: int) -> IoInstruction:
         seg,
         immediate,
         port,
-        tuple(names),
+        tuple(names) if names else (),
         code[:length],
         mode,
-        _new(Decided, (segment_at, osize_at, asize_at, rex_at, size_by, repeat_at)),
+        _new(Decided, (segment_at, osize_at, asize_at, rex_at, size_by, repeat_at)) if i
+        else _NO_PREFIX[size_by],  # the same record for every instruction without prefixes
     ))
 
 

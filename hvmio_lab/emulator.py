@@ -18,7 +18,7 @@ from .decoder import (
     TruncatedInstruction,
     decode_instruction,
 )
-from .devices.bus import ELEMENT_FORMAT, PartialRead, PartialWrite, ones
+from .devices.bus import ELEMENT_FORMAT, Device, PartialRead, PartialWrite, ones
 from .errors import DeviceError, GuestMemoryError, PageFault
 from .exits import MAX_INSTRUCTION_LENGTH, IoAccess
 from .machine import PAGE_SIZE, RFLAGS_DF, WIDTH_MASK, Machine, Memory, merge_gpr
@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 _new = tuple.__new__  # a named tuple from all its fields, without the keyword handling
+_LOOK_UP = object()  # not told the device: ask the bus
 
 
 class Execution(NamedTuple):
@@ -84,17 +85,18 @@ def fetch(machine: Machine) -> bytes:
     """
     addr = machine.linear("CS", machine.cpu.rip)
     memory = machine.memory
+    image = memory.data
     end = addr + MAX_INSTRUCTION_LENGTH
-    if memory.not_present or end > memory.size or addr < 0:
+    if memory.not_present or end > len(image) or addr < 0:
         end = _fetch_end(memory, addr, end)
         if end < addr + MAX_INSTRUCTION_LENGTH:
-            data = FetchedBytes(memory.data[addr:end] if end > addr else b"")
+            data = FetchedBytes(image[addr:end] if end > addr else b"")
             try:
                 memory.check(end, 1)
             except (PageFault, GuestMemoryError) as stop:
                 data.stop = stop
             return data
-    return bytes(memory.data[addr:end])
+    return bytes(image[addr:end])
 
 
 def _fetch_end(memory: Memory, addr: int, end: int) -> int:
@@ -140,6 +142,28 @@ def _advance(machine: Machine, insn: IoInstruction) -> None:
     cpu.rip = (cpu.rip + insn.length) & WIDTH_MASK[machine.mode]
 
 
+def _port_io(
+    machine: Machine,
+    insn: IoInstruction,
+    port: int,
+    device: Device | None = _LOOK_UP,  # type: ignore[assignment]
+) -> int:
+    """IN or OUT, then step RIP past it: the data moved. A DeviceError changes nothing."""
+    cpu = machine.cpu
+    length, _, size, is_in = insn[:4]
+    bus = machine.bus
+    if device is _LOOK_UP:
+        device = bus.device_at(port)
+    if is_in:
+        value = bus.read_at(device, port, size)
+        cpu.rax = value if size == 4 else merge_gpr(cpu.rax, value, size)  # 32 bits zero-extend
+    else:
+        value = cpu.rax & ones(size)
+        bus.write_at(device, port, size, value)
+    cpu.rip = (cpu.rip + length) & WIDTH_MASK[machine.mode]
+    return value
+
+
 def execute(machine: Machine, insn: IoInstruction, access: IoAccess | None = None) -> Execution:
     """Perform one exit's worth of ``insn`` on ``machine`` (see ``batch_elements`` for REP);
     ``access`` is ``insn.access(RDX)``, when the caller has built it already.
@@ -152,47 +176,40 @@ def execute(machine: Machine, insn: IoInstruction, access: IoAccess | None = Non
     DeviceError propagates (the hypervisor injects #GP), after committing the elements done.
     """
     cpu = machine.cpu
-    size = insn.size
     if access is None:
         access = insn.access(cpu.rdx)
-    port = access.port
-    bus = machine.bus
-    if not insn.string:
-        if insn.is_in:
-            value = bus.read(port, size)
-            cpu.rax = merge_gpr(cpu.rax, value, size)
-        else:
-            value = cpu.rax & ones(size)
-            bus.write(port, size, value)
-        cpu.rip = (cpu.rip + insn.length) & WIDTH_MASK[machine.mode]
+    port = access[0]
+    # length, mnemonic, size, is_in, string, rep, address size, segment: one unpack
+    _, _, size, is_in, string, rep, address_size, segment = insn[:8]
+    if not string:
+        value = _port_io(machine, insn, port)
         return _new(Execution, (insn, access, 1, True, None, value.to_bytes(size, "little")))
 
-    address_size = insn.address_size
     mask = WIDTH_MASK[address_size]
     reg_bytes = address_size // 8
-    if insn.rep:
+    if rep:
         count = cpu.rcx & mask
         if count == 0:  # nothing happens, not even RCX's zero extension
             _advance(machine, insn)
             return Execution(insn, access, 0, True)
     else:
         count = 1
-    reg = "rdi" if insn.is_in else "rsi"
-    pointer = getattr(cpu, reg) & mask
+    pointer = (cpu.rdi if is_in else cpu.rsi) & mask
     down = bool(cpu.rflags & RFLAGS_DF)
-    start = machine.linear(insn.segment, pointer)
+    start = machine.linear(segment, pointer)
     n = batch_elements(start, pointer, count, size, address_size, down)
     low = start - (n - 1) * size if down else start
     nbytes = n * size
     memory = machine.memory
     try:
-        memory.check(low, nbytes, write=insn.is_in)
+        memory.check(low, nbytes, write=is_in)
     except PageFault as fault:
         return Execution(insn, access, 0, False, fault)
 
     fmt = ELEMENT_FORMAT[size]
     error = None
-    if insn.is_in:
+    bus = machine.bus
+    if is_in:
         try:
             moved = bus.read_many(port, size, n)
         except PartialRead as partial:
@@ -217,8 +234,11 @@ def execute(machine: Machine, insn: IoInstruction, access: IoAccess | None = Non
     if done:  # no element, no register write (not even a zero extension)
         step = done * size
         pointer = (pointer - step if down else pointer + step) & mask
-        setattr(cpu, reg, merge_gpr(getattr(cpu, reg), pointer, reg_bytes))
-        if insn.rep:
+        if is_in:
+            cpu.rdi = merge_gpr(cpu.rdi, pointer, reg_bytes)
+        else:
+            cpu.rsi = merge_gpr(cpu.rsi, pointer, reg_bytes)
+        if rep:
             cpu.rcx = merge_gpr(cpu.rcx, count - done, reg_bytes)
     if error is not None:
         raise error
@@ -252,17 +272,30 @@ def decode_at_rip(machine: Machine, lap: Callable[[str], None] | None = None) ->
     return decode_instruction(code, machine.mode)  # a short fetch raises its own fault
 
 
-def run(machine: Machine, insn: IoInstruction, access: IoAccess | None = None) -> PathResult:
+def run(
+    machine: Machine,
+    insn: IoInstruction,
+    access: IoAccess | None = None,
+    device: Device | None = _LOOK_UP,  # type: ignore[assignment]
+) -> PathResult:
     """One exit's worth of ``insn`` as the emulator path's result: a #PF or a device's refusal
-    comes back as ``trouble`` for the hypervisor to inject."""
+    comes back as ``trouble`` for the hypervisor to inject. ``device`` is the bus's
+    ``device_at`` for the access's port, when the caller has routed it already."""
+    if access is None:
+        access = insn.access(machine.cpu.rdx)
+    if insn[4]:  # string
+        try:
+            done = execute(machine, insn, access)
+        except DeviceError as e:
+            return _new(PathResult, ("emulate", access, insn, False, 0, e, None, False))
+        _, access, elements, finished, fault, _ = done
+        # path, access, instruction, done, elements, trouble, request, reemulated
+        return _new(PathResult, ("emulate", access, insn, finished, elements, fault, None, False))
     try:
-        done = execute(machine, insn, access)
+        _port_io(machine, insn, access[0], device)
     except DeviceError as e:
-        access = access or insn.access(machine.cpu.rdx)
         return _new(PathResult, ("emulate", access, insn, False, 0, e, None, False))
-    _, access, elements, finished, fault, _ = done
-    # path, access, instruction, done, elements, trouble, request, reemulated
-    return _new(PathResult, ("emulate", access, insn, finished, elements, fault, None, False))
+    return _new(PathResult, ("emulate", access, insn, True, 1, None, None, False))
 
 
 def emulate(machine: Machine) -> Execution:

@@ -18,8 +18,8 @@ SIZES = (1, 2, 4)
 ADDRESS_SIZES = (16, 32, 64)
 U64 = (1 << 64) - 1
 MAX_INSTRUCTION_LENGTH = 15  # SDM Vol. 2 §2.3.11: longer encodings raise #GP
-_ADDRESS_SIZE_OR_NONE = (None, *ADDRESS_SIZES)
 _SEGMENT_OR_NONE = (None, *SEGMENTS)
+_object_new, _set = object.__new__, object.__setattr__  # a frozen record, built field by field
 
 
 _IoAccessFields = namedtuple(
@@ -60,10 +60,16 @@ class IoAccess(_IoAccessFields):
             _refuse_flags(is_in, string, rep, immediate)
         if immediate is not None and immediate.__class__ is not bool:
             _refuse_flags(is_in, string, rep, immediate)
-        if address_size not in _ADDRESS_SIZE_OR_NONE:
+        if address_size is not None and (address_size.__class__ is not int
+                                         or address_size not in ADDRESS_SIZES):  # fmt: skip
             raise ExitInfoError(f"IoAccess address_size must be 16, 32 or 64, got {address_size!r}")
         if segment not in _SEGMENT_OR_NONE:
             raise ExitInfoError(f"IoAccess segment must be one of {SEGMENTS}, got {segment!r}")
+        if segment is not None and segment != "ES" and is_in and string:
+            raise ExitInfoError(
+                f"IoAccess segment of an INS must be ES (INS always writes ES:(R/E)DI; no "
+                f"override applies), got {segment!r}"
+            )
         if immediate and (string or port > 0xFF):
             raise ExitInfoError(
                 f"IoAccess with an imm8 port must be a non-string access to a port ≤ 0xff, "
@@ -140,15 +146,18 @@ def access_from_qualification(qualification: int, info: int | None = None) -> Io
 @lru_cache(maxsize=4096)
 def _svm_access(exitinfo1: int) -> IoAccess:
     f = EXITINFO1.decode(exitinfo1)
-    string = bool(f["STR"])
+    string, is_in = bool(f["STR"]), bool(f["TYPE"])
+    # INS always writes ES:(R/E)DI, so SEG tells nothing about one (and is only reliable with
+    # DecodeAssists, IO_EXITS.md §2): as the VMX decode ignores the segment bits of an INS
+    segment = ("ES" if is_in else SEGMENTS[f["SEG"]]) if string else None
     return IoAccess(  # positional: this runs once per distinct record, so every µs counts
         f["PORT"],
         f["SZ"],  # one-hot SZ8/SZ16/SZ32 read as a number is the byte count
-        bool(f["TYPE"]),
+        is_in,
         string,
         bool(f["REP"]),
         16 << (f["A"] >> 1),  # one-hot A16/A32/A64 -> 16, 32, 64
-        SEGMENTS[f["SEG"]] if string else None,
+        segment,
     )
 
 
@@ -194,14 +203,29 @@ class SvmIoExit:
         # where the guest resumes: an attribute, not a property, as every fast exit reads it
         object.__setattr__(self, "next_rip", self.exitinfo2)
 
+    @classmethod
+    def from_silicon(cls, exitinfo1: int, length: int, rip: int) -> SvmIoExit:
+        """The record as the model's hardware builds it (``hardware.intercept``), from an
+        EXITINFO1 it encoded itself and an instruction length it decoded (1..15): those are
+        right by construction, so only RIP, which came from the vCPU, is checked. A record
+        made by hand goes through every check instead; both give equal records."""
+        exitinfo2 = rip + length
+        if rip.__class__ is not int or rip < 0 or exitinfo2 > U64:
+            return cls(exitinfo1, exitinfo2, rip)  # the checks name what is wrong
+        record = _object_new(cls)
+        _set(record, "__dict__", {"exitinfo1": exitinfo1, "exitinfo2": exitinfo2, "rip": rip,
+                                  "next_rip": exitinfo2, "_access": _svm_access(exitinfo1)})
+        return record
+
     @property
     def instruction_length(self) -> int:
         return _instruction_length("EXITINFO2 − RIP", (self.exitinfo2 - self.rip) & U64)
 
     def access(self) -> IoAccess:
         """The validated access; a record is immutable, so it is worked out once."""
-        access = self.__dict__.get("_access")
-        if access is None:
+        try:
+            return self._access  # type: ignore[attr-defined]
+        except AttributeError:  # the first time for a record made by hand
             access = _svm_access(self.exitinfo1)
             _instruction_length("EXITINFO2 − RIP", (self.exitinfo2 - self.rip) & U64)
             object.__setattr__(self, "_access", access)
@@ -244,6 +268,11 @@ class SvmIoExit:
                     "pass segment='DS' (or the override)"
                 )
             seg = "ES"
+        elif access.string and access.is_in and seg != "ES":
+            raise ExitInfoError(
+                f"EXITINFO1 SEG (bits 12:10) of an INS is ES: INS always writes ES:(R/E)DI "
+                f"and no override applies, got segment={seg!r}"
+            )
         exitinfo1 = EXITINFO1.encode(
             TYPE=access.is_in,
             STR=access.string,
@@ -287,12 +316,29 @@ class VmxIoExit:
 
     def access(self) -> IoAccess:
         """The validated access; a record is immutable, so it is worked out once."""
-        access = self.__dict__.get("_access")
-        if access is None:
+        try:
+            return self._access  # type: ignore[attr-defined]
+        except AttributeError:  # the first time for a record made by hand
             _instruction_length("VM-exit instruction length", self.instruction_length)
             access = _vmx_access(self.qualification, self.instruction_info)
             object.__setattr__(self, "_access", access)
         return access
+
+    @classmethod
+    def from_silicon(
+        cls, qualification: int, length: int, rip: int, info: int | None = None
+    ) -> VmxIoExit:
+        """The record as the model's hardware builds it (see ``SvmIoExit.from_silicon``):
+        the qualification and instruction-information it encoded and the length it decoded
+        are right by construction; RIP, from the vCPU, is checked."""
+        if rip.__class__ is not int or not 0 <= rip <= U64:
+            return cls(qualification, length, rip, info)  # the checks name what is wrong
+        record = _object_new(cls)
+        _set(record, "__dict__", {"qualification": qualification, "instruction_length": length,
+                                  "rip": rip, "instruction_info": info,
+                                  "next_rip": (rip + length) & U64,
+                                  "_access": _vmx_access(qualification, info)})
+        return record
 
     def describe(self) -> tuple[Row, ...]:
         ok = 1 <= self.instruction_length <= MAX_INSTRUCTION_LENGTH

@@ -145,11 +145,11 @@ def intercept(machine: Machine, vendor: str, port: int | None = None) -> SvmIoEx
     """
     length, access, _ = io_access_at(machine, port)
     rip = machine.cpu.rip
-    if vendor == "svm":
-        return SvmIoExit(_svm_bits(access), rip + length, rip)
+    if vendor == "svm":  # one record per exit: built without re-checking what was just encoded
+        return SvmIoExit.from_silicon(_svm_bits(access), length, rip)
     if vendor == "vmx":
         qualification, info = _vmx_bits(access)
-        return VmxIoExit(qualification, length, rip, info)
+        return VmxIoExit.from_silicon(qualification, length, rip, info)
     raise ValueError(f"vendor must be 'svm' or 'vmx', got {vendor!r}")
 
 

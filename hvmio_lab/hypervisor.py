@@ -34,11 +34,10 @@ _new = tuple.__new__  # a named tuple from all its fields, without the keyword h
 
 
 class _Pending(NamedTuple):
-    """An access gone to the device model: ``_dispatch``'s arguments, to finish it with."""
+    """An access gone to the device model: ``_perform``'s arguments, to finish it with."""
 
     ctx: ExitContext | None
     exit: SvmIoExit | VmxIoExit
-    path: str
     access: IoAccess
     instruction: emulator.IoInstruction | None
     request: IoRequest
@@ -110,43 +109,57 @@ class Hypervisor:
                 ctx.resume()
             lap = ctx.lap if self.timed else None
         path = self.path
+        insn = None
         if path == "fast":
             io = exit.access()
             if lap is not None:
                 lap("decode")
-            if not io.string:
-                return self._dispatch(ctx, exit, "fast", io, None)
-            self.counters["declined"] += 1
+            if io[3]:  # string I/O is declined: the emulator takes it
+                self.counters["declined"] += 1
+                path = "emulate"
         elif path == "seed2010":
             return self._outcome(ctx, exit, self.xen2010.handle(machine, exit, lap))
-        try:
-            insn = emulator.decode_at_rip(machine, lap)
-        except (PageFault, InvalidInstruction) as e:
-            return self._outcome(ctx, exit, PathResult("emulate", None, None, False, 0, e))
-        if lap is not None:
-            lap("decode")
-        return self._dispatch(ctx, exit, "emulate", insn.access(machine.cpu.rdx), insn)
+        if path != "fast":  # "emulate", or string I/O the fast path declined
+            try:
+                insn = emulator.decode_at_rip(machine, lap)
+            except (PageFault, InvalidInstruction) as e:
+                return self._outcome(ctx, exit, _new(PathResult, ("emulate", None, None, False,
+                                                                  0, e, None, False)))  # fmt: skip
+            if lap is not None:
+                lap("decode")
+            io = insn.access(machine.cpu.rdx)
+        # Route the access, once: a device model first gets a request; with immediate
+        # completion its answer is taken at once, the same result as ``complete`` without
+        # the wait.
+        device = machine.bus.device_at(io[0])
+        request = None
+        if device is not None and device.location == "device-model":
+            self.counters["device-model"] += 1
+            request = request_for(io, device, machine.cpu.rax)
+            if not self.complete_immediately:
+                self.pending = _Pending(ctx, exit, io, insn, request)
+                path = "fast" if insn is None else "emulate"
+                return self._outcome(ctx, exit, PathResult(path, io, insn), request,
+                                     completed=False)  # fmt: skip
+        if ctx is None:  # nothing timed or recorded: the path, straight away
+            if insn is None:
+                result = fastpath.run(machine, exit, io, None, device)
+            else:
+                result = emulator.run(machine, insn, io, device)
+            return self._outcome(None, exit, result, request)
+        return self._perform(ctx, exit, io, insn, request)
 
-    def _dispatch(self, ctx, exit, path: str, io: IoAccess, insn, request=None) -> Outcome:
-        """Route a decoded access and do it down the path that decoded it (the fast path from
-        the record, the emulator from the bytes). A device model first gets a request; with
-        immediate completion its answer is taken at once, the same result as ``complete``
-        without the wait. ``request`` is given when a pending access completes."""
+    def _perform(self, ctx, exit, io: IoAccess, insn, request) -> Outcome:
+        """Do a routed access down the path that decoded it (the fast path from the record
+        when ``insn`` is None, else the emulator from the bytes), with the stopwatch running
+        when timed; ``complete`` finishes a pending access here."""
         machine = self.machine
-        if request is None:
-            device = machine.bus.device_at(io.port)
-            if device is not None and device.location == "device-model":
-                request = request_for(io, device, machine.cpu.rax)
-                self.counters["device-model"] += 1
-                if not self.complete_immediately:
-                    self.pending = _Pending(ctx, exit, path, io, insn, request)
-                    return self._outcome(ctx, exit, PathResult(path, io, insn), request,
-                                         completed=False)  # fmt: skip
+        device = machine.bus.device_at(io[0])
         lap = ctx.lap if ctx is not None and ctx.timed else None
         if insn is None:
-            result = fastpath.run(machine, exit, io, lap)
+            result = fastpath.run(machine, exit, io, lap, device)
         else:
-            result = emulator.run(machine, insn, io)
+            result = emulator.run(machine, insn, io, device)
             if lap is not None:
                 lap("device")
         return self._outcome(ctx, exit, result, request)
@@ -158,12 +171,18 @@ class Hypervisor:
         pending, self.pending = self.pending, None
         if pending.ctx is not None:
             pending.ctx.resume()
-        return self._dispatch(*pending)
+        return self._perform(*pending)
 
     def _outcome(self, ctx: ExitContext | None, exit, result: PathResult,
                  request: IoRequest | None = None, completed: bool = True) -> Outcome:
         """Count the exit, inject what went wrong, and package what it did."""
         path, access, insn, done, elements, trouble, own_request, reemulated = result
+        if trouble is None and own_request is None and ctx is None and completed:
+            # the common case, nothing to inject or record: count it, and the 13 fields in
+            # order (no keyword handling), as one of these is built per exit
+            self.counters[path] += 1
+            return _new(Outcome, (path, exit, access, insn, (), None, None, None, request,
+                                  True, done, reemulated, elements))  # fmt: skip
         fault = None
         if trouble is not None:
             if isinstance(trouble, PageFault):
@@ -185,7 +204,6 @@ class Hypervisor:
                 diff = self.machine.diff(ctx.before)
             if ctx.timed:
                 stages = dict(ctx.stages)
-        # all 13 fields, in order, without the keyword handling: one of these per exit
         return _new(Outcome, (path, exit, access, insn, events, diff, fault, stages, request,
                               completed, done, reemulated, elements))  # fmt: skip
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .decoder import IoInstruction
 
 STAGES = ("exit", "fetch", "decode", "device", "writeback")
+_new = tuple.__new__  # a named tuple from all its fields, without the keyword handling
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,23 @@ class PathResult(NamedTuple):
 
 
 def request_for(access: IoAccess, device: object, rax: int) -> IoRequest:
-    """The request an access sends to the device model: OUT data for a non-string write."""
-    data = None if access.is_in or access.string else rax & ones(access.size)
-    return IoRequest._make((access, data, device_name(device)))
+    """The request an access sends to the device model: OUT data for a non-string write.
+
+    Without data (IN, INS, OUTS) it is the same immutable record every time, so it is kept,
+    by the identities of the access and the device (which the entry keeps alive)."""
+    if not (access[2] or access[3]):  # is_in, string: a non-string OUT carries its data
+        return _new(IoRequest, (access, rax & ones(access[1]), device_name(device)))
+    hit = _REQUESTS.get(id(access))
+    if hit is not None and hit[0] is device and hit[1][0] is access:
+        return hit[1]
+    if len(_REQUESTS) >= 4096:  # bounded: hand-made records may bring new accesses forever
+        _REQUESTS.clear()
+    request = _new(IoRequest, (access, None, device_name(device)))
+    _REQUESTS[id(access)] = (device, request)
+    return request
+
+
+_REQUESTS: dict[int, tuple[object, IoRequest]] = {}  # id(access) → (device, its request)
 
 
 class Outcome(NamedTuple):

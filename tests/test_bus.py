@@ -298,3 +298,38 @@ def test_device_locations_in_the_pc_set():
     assert bus.device_at(0x80).location == "hypervisor"
     assert bus.device_at(0x3F8).location == "device-model"
     assert bus.device_at(0x1F0).location == "device-model"
+
+
+# ---------------------------------------------------------------- an access on a looked-up device
+
+
+@given(port=st.integers(0x0F, 0x12), size=st.sampled_from([1, 2, 4]), value=st.integers(0, 2**40))
+def test_read_at_and_write_at_do_what_read_and_write_do(port, size, value):
+    """A dispatcher that has looked the port up gives the bus the device: the result, the
+    device's view and the log must be those of the plain access (masking, all ones)."""
+    results = []
+    for at in (False, True):
+        bus = Bus()
+        dev = Scripted(then=value)
+        bus.attach(range(0x10, 0x12), dev)
+        if at:
+            got = bus.read_at(bus.device_at(port), port, size)
+            bus.write_at(bus.device_at(port), port, size, value)
+        else:
+            got = bus.read(port, size)
+            bus.write(port, size, value)
+        results.append((got, dev.log, bus.log))
+    assert results[0] == results[1]
+    assert results[0][0] == (value if 0x10 <= port < 0x12 else -1) & ((1 << 8 * size) - 1)
+
+
+@pytest.mark.parametrize("size", [True, 2.0, 3, "4", [1]])
+def test_read_at_and_write_at_refuse_what_read_and_write_refuse(size):
+    bus = Bus()
+    dev = Scripted()
+    bus.attach(range(0x10, 0x11), dev)
+    for call in (lambda: bus.read_at(dev, 0x10, size), lambda: bus.write_at(dev, 0x10, size, 1),
+                 lambda: bus.read_at(None, 0x20, size)):  # fmt: skip
+        with pytest.raises(BusError, match="1, 2 or 4 bytes"):
+            call()
+    assert dev.log == [] and bus.log == []

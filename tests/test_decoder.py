@@ -435,3 +435,18 @@ def test_decoder_widget_shows_the_decode_or_the_refusal():
 )
 def test_parse_hex(text, expected):
     assert parse_hex(text).hex() == expected
+
+
+@pytest.mark.parametrize("field, bad", [("size", True), ("size", 2.0), ("is_in", 1),
+                                        ("string", 0), ("address_size", 32.0),
+                                        ("immediate", 0)])  # fmt: skip
+def test_a_hand_built_instruction_gets_a_checked_access_whatever_was_asked_before(field, bad):
+    """``access`` keeps the accesses it has checked; an instruction whose field only equals a
+    valid one (True == 1, 32.0 == 32) must still be refused, not handed the kept access."""
+    insn = decode_instruction(b"\x66\xed", 32)  # in ax, dx
+    good = insn.access(0x1F0)
+    assert good == IoAccess(0x1F0, 2, True, False, False, 32, None, False)
+    assert insn.access(0x1F0) is good  # kept
+    with pytest.raises(ExitInfoError, match=field):
+        insn._replace(**{field: bad}).access(0x1F0)
+    assert insn._replace(segment=None).access(0x1F1).port == 0x1F1

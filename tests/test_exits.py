@@ -65,11 +65,41 @@ def test_vmx_string_access_reads_instruction_information():
 
 
 def test_svm_string_access_has_segment_only_for_string_io():
-    # rep insw from 0x1F0 with SEG = DS: TYPE, STR, REP, SZ16, A32, SEG 3
-    a = SvmIoExit((0x1F0 << 16) | (3 << 10) | (1 << 8) | (1 << 5) | 0b1101, RIP + 2, RIP).access()
-    assert (a.string, a.rep, a.size, a.segment, a.address_size) == (True, True, 2, "DS", 32)
+    # rep outsw to 0x1F0 with SEG = FS: STR, REP, SZ16, A32, SEG 4 (TYPE 0 = OUT)
+    a = SvmIoExit((0x1F0 << 16) | (4 << 10) | (1 << 8) | (1 << 5) | 0b1100, RIP + 3, RIP).access()
+    assert (a.string, a.rep, a.size, a.segment, a.address_size) == (True, True, 2, "FS", 32)
     a = SvmIoExit(0x1F480241 | (3 << 10), RIP + 1, RIP).access()
     assert a.segment is None
+
+
+def test_an_ins_record_writes_es_whatever_its_seg_bits_say():
+    """IO_EXITS.md §2-§3: INS always writes ES:(R)DI, and SEG is only reliable with
+    DecodeAssists; as the VMX instruction-information's segment bits of an INS, SEG = DS on
+    an INS says nothing (rep insw from 0x1F0: TYPE, STR, REP, SZ16, A32, SEG 3)."""
+    a = SvmIoExit((0x1F0 << 16) | (3 << 10) | (1 << 8) | (1 << 5) | 0b1101, RIP + 2, RIP).access()
+    assert (a.is_in, a.string, a.segment) == (True, True, "ES")
+
+
+@pytest.mark.parametrize("segment", ["CS", "SS", "DS", "FS", "GS"])
+def test_ioaccess_refuses_an_ins_whose_segment_is_not_es(segment):
+    """INS always writes ES:(R/E)DI (SDM Vol. 2, INS; IO_EXITS.md §3): no override applies,
+    so an access that says otherwise describes no instruction. OUTS may use any segment."""
+    with pytest.raises(ExitInfoError, match=rf"INS must be ES.*got '{segment}'"):
+        IoAccess(0x1F0, 2, True, True, True, 32, segment)
+    assert IoAccess(0x1F0, 2, True, True, True, 32, "ES").segment == "ES"
+    assert IoAccess(0x1F0, 2, True, True, True, 32).segment is None  # not reported: fine
+    assert IoAccess(0x1F0, 2, False, True, True, 32, segment).segment == segment
+
+
+def test_vmx_to_svm_refuses_a_segment_other_than_es_for_an_ins():
+    """The segment a learner passes for an INS without instruction-information can only be
+    ES; encoding SEG = FS would describe an instruction that cannot exist."""
+    ins = VmxIoExit(0x3F80038, 2, RIP)  # rep insb from 0x3F8, no instruction-information
+    with pytest.raises(ExitInfoError, match=r"SEG .* INS is ES.*got segment='FS'"):
+        ins.to_svm(address_size=64, segment="FS")
+    assert ins.to_svm(address_size=64, segment="ES").access().segment == "ES"
+    with pytest.raises(ExitInfoError, match=r"INS is ES"):
+        SvmIoExit.from_access(ins.access(), RIP, RIP + 2, address_size=32, segment="DS")
 
 
 # -- refusals of whole records ---------------------------------------------------------------------
@@ -201,12 +231,12 @@ segments = st.sampled_from(SEGMENTS)
 @st.composite
 def svm_accesses(draw):
     """Accesses as SVM reports them: address size always, segment for string I/O only,
-    no immediate bit."""
-    string = draw(st.booleans())
+    no immediate bit (INS: always ES)."""
+    string, is_in = draw(st.booleans()), draw(st.booleans())
     return IoAccess(
-        port=draw(ports), size=draw(sizes), is_in=draw(st.booleans()), string=string,
+        port=draw(ports), size=draw(sizes), is_in=is_in, string=string,
         rep=draw(st.booleans()) if string else False, address_size=draw(address_sizes),
-        segment=draw(segments) if string else None,
+        segment=("ES" if is_in else draw(segments)) if string else None,
     )  # fmt: skip
 
 

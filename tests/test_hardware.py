@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import CODE_AT, machine_with
 
-from hvmio_lab import NotAnIoExit, PageFault, decode_instruction
+from hvmio_lab import ExitInfoError, Machine, NotAnIoExit, PageFault, decode_instruction
+from hvmio_lab.exits import SvmIoExit, VmxIoExit
 from hvmio_lab.hardware import intercept
 
 OPCODES = [0xE4, 0xE5, 0xE6, 0xE7, 0xEC, 0xED, 0xEE, 0xEF, 0x6C, 0x6D, 0x6E, 0x6F]
@@ -118,3 +119,45 @@ def test_no_path_consumes_the_uart_byte_when_the_fetch_faults(vendor, path):
         Hypervisor(machine, vendor, path).step()
     assert list(machine.bus.devices["uart"].input) == [ord("k")]
     assert machine.cpu.rip == 0x1FFF
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    mode=st.sampled_from([16, 32, 64]),
+    prefixes=st.lists(st.sampled_from(PREFIXES), max_size=4),
+    opcode=st.sampled_from(OPCODES),
+    dx=st.integers(0, 0xFFFF),
+    vendor=st.sampled_from(["svm", "vmx"]),
+    rip=st.sampled_from([0, CODE_AT, 0xFFFF, (1 << 64) - 16]),
+)
+def test_a_silicon_record_equals_the_same_record_built_and_checked_by_hand(
+    mode, prefixes, opcode, dx, vendor, rip
+):
+    """``intercept`` builds its records without re-checking what it encoded: each must be the
+    record the checking constructor gives from the same raw values, down to the access."""
+    code = bytes(prefixes) + bytes([opcode]) + (b"\x60" if opcode in (0xE4, 0xE5, 0xE6, 0xE7)
+                                                else b"")  # fmt: skip
+    machine = Machine(mode)
+    machine.memory.write(CODE_AT, code)
+    machine.cpu.rip, machine.cpu.rdx = CODE_AT, dx
+    record = intercept(machine, vendor)
+    if vendor == "svm":
+        silicon = SvmIoExit.from_silicon(record.exitinfo1, len(code), rip)
+        by_hand = SvmIoExit(record.exitinfo1, rip + len(code), rip)
+    else:
+        info = record.instruction_info
+        silicon = VmxIoExit.from_silicon(record.qualification, len(code), rip, info)
+        by_hand = VmxIoExit(record.qualification, len(code), rip, info)
+    assert silicon == by_hand and vars(silicon).keys() >= {"next_rip"}
+    assert (silicon.next_rip, silicon.access()) == (by_hand.next_rip, by_hand.access())
+    assert silicon.describe() == by_hand.describe()
+
+
+def test_a_silicon_record_with_a_bad_rip_is_refused_as_a_hand_made_one_is():
+    for bad in (-1, 1 << 64, 2.0, True):
+        with pytest.raises(ExitInfoError, match=r"RIP|EXITINFO2"):  # EXITINFO2 = RIP + 1
+            SvmIoExit.from_silicon(0x1F480241, 1, bad)
+        with pytest.raises(ExitInfoError, match="RIP"):
+            VmxIoExit.from_silicon(0x1F48000B, 1, bad)
+    with pytest.raises(ExitInfoError, match="EXITINFO2"):  # RIP + length past 2^64 − 1
+        SvmIoExit.from_silicon(0x1F480241, 2, (1 << 64) - 1)

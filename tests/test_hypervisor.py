@@ -166,3 +166,27 @@ def test_a_real_mode_guest_rep_insb_lands_at_es_times_16_plus_di(path):
     memory = guest.machine.memory
     assert memory.read(0x10010, 3) == b"abc"
     assert memory.read(0x10, 3) == bytes(3)
+
+
+def test_kept_results_and_requests_follow_the_device_and_the_access():
+    """The fast path keeps the result of a done access, and a data-less request is kept per
+    access and device: a new device on the port must get its own name, and a refusal must
+    still come back as trouble, not as the kept success."""
+    from hvmio_lab.outcome import IoRequest
+
+    machine = machine_with(b"\xec", rdx=0x60)  # in al, dx
+    record = intercept(machine, "svm")
+    first = Scripted(location="device-model", name="first", then=0x11)
+    machine.bus.attach(range(0x60, 0x61), first)
+    hv = Hypervisor(machine, "svm", "fast", recording=False)
+    for _ in range(2):
+        machine.cpu.rip = CODE_AT
+        out = hv.handle(record)
+        assert out.request == IoRequest(record.access(), None, "first") and out.done
+    other = machine_with(b"\xec", rdx=0x60)
+    other.bus.attach(range(0x60, 0x61), Refusing(location="device-model", name="second"))
+    hv2 = Hypervisor(other, "svm", "fast", recording=False)
+    out = hv2.handle(record)  # the same record, hence the same access object
+    assert out.request.device == "second"
+    assert not out.done and out.fault is not None and other.cpu.rip == CODE_AT
+    assert hv.counters["fast"] == 2 and hv2.counters["faults"] == 1

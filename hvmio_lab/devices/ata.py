@@ -41,6 +41,7 @@ class AtaDisk:
             raise DeviceError(f"busy_polls is a count of status reads ≥ 0, got {busy_polls!r}")
         self.image = bytes(image)
         self.busy_polls = busy_polls
+        self._identify: bytes | None = None
         self.reset()
 
     @property
@@ -81,6 +82,13 @@ class AtaDisk:
         return max(1, min(16383, self.sectors // (heads * spt))), heads, spt
 
     def identify_block(self) -> bytes:
+        """The 512 bytes IDENTIFY DEVICE returns; worked out once, as the image never changes
+        (building it word by word costs 30 µs, a few per cent of a whole ata_read run)."""
+        if self._identify is None:
+            self._identify = self._build_identify()
+        return self._identify
+
+    def _build_identify(self) -> bytes:
         words = [0] * 256
         words[0] = 0x0040  # fixed (non-removable) ATA device
         words[1], words[3], words[6] = self.geometry()  # default CHS, for BIOS int 13h
@@ -138,6 +146,13 @@ class AtaDisk:
         """``n`` data-port reads at once (a ``rep insw`` batch), equal to ``n`` ``read`` calls."""
         if port != 0x1F0 or size not in (2, 4):
             return b"".join(self.read(port, size).to_bytes(size, "little") for _ in range(n))
+        pos, buffer = self.pos, self.buffer
+        end = pos + n * size
+        if end <= len(buffer) and not self.busy_left and self.status & self.DRQ:
+            self.pos = end  # all of them from the block being read: one slice
+            if end == len(buffer):
+                self._block_done()
+            return buffer[pos:end]
         out = bytearray()
         while n:
             if self.busy_left or not self.status & self.DRQ:

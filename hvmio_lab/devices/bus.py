@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, NoReturn, Protocol
 
 from ..errors import BusError, DeviceError
 
@@ -65,7 +65,7 @@ ELEMENT_FORMAT = {1: "B", 2: "H", 4: "I"}  # struct's code for an element of eac
 _MASK = {size: ones(size) for size in _SIZES}  # a lookup, on the path of every access
 
 
-def _refuse(port: object, size: object) -> None:
+def _refuse(port: object, size: object) -> NoReturn:
     """Name what is wrong with a port access the bus cannot route."""
     if size.__class__ is not int or size not in _SIZES:
         raise BusError(f"a port access is 1, 2 or 4 bytes, got size {size!r}")
@@ -133,9 +133,21 @@ class Bus:
         return {device_name(d): d for _, d in self._ranges}
 
     def read(self, port: int, size: int) -> int:
-        device = self._ports.get(port)
-        mask = _MASK.get(size)
-        if mask is None or size.__class__ is not int:
+        return self.read_at(self._ports.get(port), port, size)
+
+    def write(self, port: int, size: int, value: int) -> None:
+        self.write_at(self._ports.get(port), port, size, value)
+
+    def read_at(self, device: Device | None, port: int, size: int) -> int:
+        """``read`` for a caller that has looked the port up already: ``device`` is what
+        ``device_at(port)`` returned (None where nothing claims it). A dispatcher asks where
+        an access goes before doing it; this spares it asking twice, and keeps the rules
+        (the size, the all-ones of an unclaimed port, the log) in one place."""
+        try:
+            mask = _MASK[size]
+        except (KeyError, TypeError):  # TypeError: an unhashable size
+            mask = _refuse(port, size)
+        if size.__class__ is not int:  # True and 2.0 find a mask
             _refuse(port, size)
         if device is None:
             if port.__class__ is not int or not 0 <= port <= 0xFFFF:
@@ -148,10 +160,13 @@ class Bus:
             self.log.append(BusEvent(port, size, True, value, device_name(device), device.location))
         return value
 
-    def write(self, port: int, size: int, value: int) -> None:
-        device = self._ports.get(port)
-        mask = _MASK.get(size)
-        if mask is None or size.__class__ is not int:
+    def write_at(self, device: Device | None, port: int, size: int, value: int) -> None:
+        """``write`` on the device ``device_at(port)`` returned (see ``read_at``)."""
+        try:
+            mask = _MASK[size]
+        except (KeyError, TypeError):  # TypeError: an unhashable size
+            mask = _refuse(port, size)
+        if size.__class__ is not int:  # True and 2.0 find a mask
             _refuse(port, size)
         value &= mask
         if device is None:

@@ -7,6 +7,8 @@ from collections import deque
 from ..errors import DeviceError
 from .bus import Location
 
+_LSR_IDLE = 0x60  # THRE | TEMT: the transmitter is always empty
+
 
 class Uart16550:
     """A 16550 UART (PC16550D datasheet, Table II register map), DLAB = 0 view plus divisor.
@@ -43,30 +45,27 @@ class Uart16550:
 
     def _check(self, port: int, size: int) -> int:
         valid = port.__class__ is int
-        shown = f"{port:#x}" if valid else repr(port)
-        if size != 1:
-            raise DeviceError(
-                f"16550 registers are 8 bits wide; refused a {size}-byte access to {shown}"
-            )
         offset = port - self.base if valid else -1
-        if not 0 <= offset < 8:
+        if size != 1 or not 0 <= offset < 8:  # the message is worded only when it is needed
+            shown = f"{port:#x}" if valid else repr(port)
+            if size != 1:
+                raise DeviceError(
+                    f"16550 registers are 8 bits wide; refused a {size}-byte access to {shown}"
+                )
             last = self.base + 7
             raise DeviceError(f"the UART has ports {self.base:#x}..{last:#x}, got {shown}")
         return offset
 
-    def _dlab(self) -> bool:
-        return bool(self.regs[3] & 0x80)
-
     def read(self, port: int, size: int) -> int:
         offset = self._check(port, size)
-        if offset in (0, 1) and self._dlab():
+        if offset == 5:  # LSR first, the register a driver polls (DLAB does not touch it)
+            return _LSR_IDLE | self.LSR_DR if self.input else _LSR_IDLE
+        if offset < 2 and self.regs[3] & 0x80:  # DLAB: the divisor latch
             return (self.divisor >> (8 * offset)) & 0xFF
         if offset == 0:
             return self.input.popleft() if self.input else 0
         if offset == 2:
             return 0x01  # IIR: no interrupt pending
-        if offset == 5:
-            return self.LSR_THRE | self.LSR_TEMT | (self.LSR_DR if self.input else 0)
         if offset == 6:
             return 0xB0  # MSR: DCD, DSR and CTS asserted
         return self.regs[offset]
@@ -75,7 +74,7 @@ class Uart16550:
         offset = self._check(port, size)
         if value.__class__ is not int or not 0 <= value <= 0xFF:
             raise DeviceError(f"a 16550 register takes a byte 0..0xff, got {value!r}")
-        if offset in (0, 1) and self._dlab():
+        if offset < 2 and self.regs[3] & 0x80:  # DLAB: the divisor latch
             shift = 8 * offset
             self.divisor = (self.divisor & ~(0xFF << shift)) | (value << shift)
         elif offset == 0:
