@@ -72,6 +72,7 @@ class Hypervisor:
         self.injected: list[Fault] = []
         self.pending: _Pending | None = None
         self.xen2010 = Xen2010()  # the vCPU fields the 2010 patch added
+        self._last: tuple = (None, None, None, None)  # _outcome's (exit, result, request, it)
         self.recording = recording
         self.timed = recording if timed is None else timed
 
@@ -181,8 +182,15 @@ class Hypervisor:
             # the common case, nothing to inject or record: count it, and the 13 fields in
             # order (no keyword handling), as one of these is built per exit
             self.counters[path] += 1
-            return _new(Outcome, (path, exit, access, insn, (), None, None, None, request,
-                                  True, done, reemulated, elements))  # fmt: skip
+            # an exit like the last one (the same record, result and request: a guest polling
+            # one port) did the same, and an Outcome is immutable: it is handed out again
+            last = self._last
+            if last[0] is exit and last[1] is result and last[2] is request:
+                return last[3]
+            outcome = _new(Outcome, (path, exit, access, insn, (), None, None, None, request,
+                                     True, done, reemulated, elements))  # fmt: skip
+            self._last = (exit, result, request, outcome)
+            return outcome
         fault = None
         if trouble is not None:
             if isinstance(trouble, PageFault):
