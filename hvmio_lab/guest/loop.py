@@ -142,7 +142,8 @@ class _Watchdog:
                 self._thread = threading.Thread(target=self._watch, name="hvmio-watchdog",
                                                 daemon=True)  # fmt: skip
                 self._thread.start()
-        self._wake.set()
+        if not self._wake.is_set():  # asleep: no guest was running free
+            self._wake.set()
         try:
             yield
         finally:
