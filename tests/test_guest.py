@@ -504,7 +504,7 @@ def test_registers_read_through_the_c_api_as_the_binding_reads_them():
     from hvmio_lab.guest.uc_api import registers
 
     uc = Uc(UC_ARCH_X86, UC_MODE_64)
-    read, write, read_many = registers(uc)
+    read, write, batch = registers(uc)
     rng = random.Random(2010)
     wide = [getattr(ux, f"UC_X86_REG_{n}") for n in
             ("RAX", "RBX", "RCX", "RDX", "RSI", "RDI", "RSP", "RBP", "R8", "R15", "RIP")]
@@ -515,7 +515,7 @@ def test_registers_read_through_the_c_api_as_the_binding_reads_them():
     ids = (*wide, ux.UC_X86_REG_R9, ux.UC_X86_REG_DS, ux.UC_X86_REG_CS)
     expected = [uc.reg_read(reg) for reg in ids]
     assert expected[-3] == 0xFEDC_BA98_7654_3210 and expected[-2] == 0x2B
-    assert read_many(ids) == expected
+    assert batch(ids)() == expected
     for reg, value in zip(ids, expected, strict=True):
         read(ux.UC_X86_REG_RAX)  # leaves 64 bits of RAX in the cell before a selector
         assert read(reg) == value

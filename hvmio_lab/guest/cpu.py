@@ -102,7 +102,7 @@ class UnicornCpu:
         self.start_mode = start_mode
         self.memory = memory
         self._ids = register_ids(start_mode == 64)
-        self.reg_read, self.reg_write, self._read_many = registers(uc)
+        self.reg_read, self.reg_write, self._batch = registers(uc)
         self._readers: dict[tuple[str, ...], Callable[[], None]] = {}  # read's, made once
         self._cache: dict[str, int] = {}
         self._dirty: set[str] = set()
@@ -165,11 +165,10 @@ class UnicornCpu:
                 cache.update(absent)
 
             return read_one
-        read_many = self._read_many
+        read_batch = self._batch(reg_ids) if reg_ids else list
 
         def read_all() -> None:
-            if reg_ids:
-                cache.update(zip(known, read_many(reg_ids), strict=True))
+            cache.update(zip(known, read_batch(), strict=True))
             cache.update(absent)
 
         return read_all
