@@ -177,16 +177,18 @@ class Hypervisor:
     def _outcome(self, ctx: ExitContext | None, exit, result: PathResult,
                  request: IoRequest | None = None, completed: bool = True) -> Outcome:
         """Count the exit, inject what went wrong, and package what it did."""
+        last = self._last
+        if (result is last[1] and exit is last[0] and request is last[2] and ctx is None
+                and completed):  # fmt: skip
+            # an exit like the last one (the same record, result and request: a guest polling
+            # one port) did the same, and an Outcome is immutable: it is handed out again
+            self.counters[result[0]] += 1
+            return last[3]
         path, access, insn, done, elements, trouble, own_request, reemulated = result
         if trouble is None and own_request is None and ctx is None and completed:
             # the common case, nothing to inject or record: count it, and the 13 fields in
             # order (no keyword handling), as one of these is built per exit
             self.counters[path] += 1
-            # an exit like the last one (the same record, result and request: a guest polling
-            # one port) did the same, and an Outcome is immutable: it is handed out again
-            last = self._last
-            if last[0] is exit and last[1] is result and last[2] is request:
-                return last[3]
             outcome = _new(Outcome, (path, exit, access, insn, (), None, None, None, request,
                                      True, done, reemulated, elements))  # fmt: skip
             self._last = (exit, result, request, outcome)
