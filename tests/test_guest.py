@@ -531,3 +531,22 @@ def test_an_error_inside_the_io_hook_reaches_the_caller():
     guest._trapped = broken
     with pytest.raises(RuntimeError, match="boom in the hook"):
         guest.run()
+
+
+def test_a_binding_without_the_c_library_runs_guests_the_same(monkeypatch, tmp_path):
+    """Where the binding does not expose unicorn's library (uc_api falls back on the binding's
+    own methods), every exit still happens, with the same result, only slower."""
+    from hvmio_lab.guest import uc_api
+
+    code = _nasm(STRING_IO, 16, tmp_path)
+    ends = []
+    for fallback in (False, True):
+        if fallback:
+            monkeypatch.setattr(uc_api, "_c_api", lambda uc: None)
+        guest = Guest.from_code(code, vendor="svm", path="fast", recording=False,
+                                uart_input=b"xyz")  # fmt: skip
+        assert guest.run().success
+        hammer = Guest("port_hammer", "svm", "fast", recording=False)
+        assert hammer.run().success
+        ends.append((_visible(guest), hammer.exits, hammer.cpu.rip))
+    assert ends[0] == ends[1]
