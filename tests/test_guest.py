@@ -336,6 +336,15 @@ def test_run_ends_exactly_where_stepping_one_exit_at_a_time_ends(name):
     assert _final_state(ran) == _final_state(stepped)
 
 
+def _drive(guest, how: str) -> None:
+    """To the end, free (``run``) or stopping at every exit (``step``)."""
+    if how == "run":
+        guest.run()
+    else:
+        while guest.step() is not None:
+            pass
+
+
 PARTIAL_REGISTERS = """
 org 0x7C00
     mov eax, 0x12345678
@@ -354,11 +363,7 @@ def test_run_and_step_agree_on_merges_and_on_a_refused_access(tmp_path):
     for drive in ("run", "step"):
         guest = Guest.from_code(code, vendor="svm", path="fast", recording=False)
         with pytest.raises(HvmioError, match="injected #GP"):
-            if drive == "run":
-                guest.run()
-            else:
-                while guest.step() is not None:
-                    pass
+            _drive(guest, drive)
         results.append((guest.exits, guest.cpu.rip, guest.cpu.rax, guest.cpu.rbx))
     assert results[0] == results[1]
     exits, rip, rax, rbx = results[0]
@@ -413,11 +418,8 @@ def test_free_running_string_io_ends_as_stepped(tmp_path):
     for drive in ("run", "step"):
         guest = Guest.from_code(code, vendor="vmx", path="fast", recording=False,
                                 uart_input=b"xyz")  # fmt: skip
-        if drive == "run":
-            assert guest.run().success
-        else:
-            while guest.step() is not None:
-                pass
+        _drive(guest, drive)
+        assert guest.result().success
         ends.append(_visible(guest))
     assert ends[0] == ends[1]
     _exits, registers, memory, uart, post = ends[0]
@@ -447,11 +449,7 @@ def test_a_refused_access_in_a_free_run_leaves_nothing_of_the_rest_of_its_block(
     for drive in ("run", "step"):
         guest = Guest.from_code(code, vendor="svm", path="fast", recording=False)
         with pytest.raises(HvmioError, match="injected #GP"):
-            if drive == "run":
-                guest.run()
-            else:
-                while guest.step() is not None:
-                    pass
+            _drive(guest, drive)
         ends.append(_visible(guest))
     assert ends[0] == ends[1]
     exits, registers, memory, uart, post = ends[0]

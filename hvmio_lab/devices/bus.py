@@ -143,11 +143,8 @@ class Bus:
         ``device_at(port)`` returned (None where nothing claims it). A dispatcher asks where
         an access goes before doing it; this spares it asking twice, and keeps the rules
         (the size, the all-ones of an unclaimed port, the log) in one place."""
-        try:
-            mask = _MASK[size]
-        except (KeyError, TypeError):  # TypeError: an unhashable size
-            mask = _refuse(port, size)
-        if size.__class__ is not int:  # True and 2.0 find a mask
+        mask = _MASK.get(size) if size.__class__ is int else None  # True and 2.0 find none
+        if mask is None:
             _refuse(port, size)
         if device is None:
             if port.__class__ is not int or not 0 <= port <= 0xFFFF:
@@ -162,11 +159,8 @@ class Bus:
 
     def write_at(self, device: Device | None, port: int, size: int, value: int) -> None:
         """``write`` on the device ``device_at(port)`` returned (see ``read_at``)."""
-        try:
-            mask = _MASK[size]
-        except (KeyError, TypeError):  # TypeError: an unhashable size
-            mask = _refuse(port, size)
-        if size.__class__ is not int:  # True and 2.0 find a mask
+        mask = _MASK.get(size) if size.__class__ is int else None  # True and 2.0 find none
+        if mask is None:
             _refuse(port, size)
         value &= mask
         if device is None:
