@@ -45,7 +45,7 @@ How the guest CPU traps. Facts checked on unicorn 2.1.4 (its source: ``qemu/soft
   unicorn when ``mem_protect`` ran inside its fetch hook; unicorn's own ``timeout=`` starts a
   thread for every ``emu_start`` (0.1 ms here).
 - Registers: ``UnicornCpu`` calls unicorn's C API directly (the binding's ``reg_read`` costs
-  about three C calls) and an exit reads only what its path asks for: the hook reads RIP
+  about five C calls) and an exit reads only what its path asks for: the hook reads RIP
   (with RAX for an 8- or 16-bit IN, which merges into it, and CS and CR0 outside long mode)
   in one batch. The exit record the silicon builds is kept per site (``_site``): the same
   bytes at the same address, mode and port give the same record, checked at every exit.
