@@ -700,7 +700,8 @@ class Guest:
         With recording and stage timing off, on the fast path, exits whose handling does
         exactly what the instruction does are handled inside unicorn's hook and the guest
         goes on without a stop (``_exit_in_hook``); every exit still reaches the hypervisor
-        before its instruction, with the same result."""
+        before its instruction, with the same result. Run to HLT (no ``max_exits``), the
+        guest also runs free, without ``count=`` (see the module docstring)."""
         start = perf_counter_ns()
         hypervisor = self.hypervisor
         # (not for a subclass whose own step must see every exit)
