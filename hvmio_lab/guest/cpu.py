@@ -140,6 +140,12 @@ class UnicornCpu:
         self._dirty.clear()
         self._cache.clear()
 
+    def write_now(self, values: list[tuple[str, int]]) -> None:
+        """Write registers to unicorn at once, from inside a hook, for the instruction unicorn
+        is in the middle of (not kept for ``sync``)."""
+        for name, value in values:
+            self.reg_write(self._ids[name], value)
+
     def read(self, names: tuple[str, ...]) -> None:
         """Read these registers into the cache now, in one call to unicorn."""
         cache = self._cache

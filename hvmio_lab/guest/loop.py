@@ -26,12 +26,14 @@ How the guest CPU traps. Facts checked on unicorn 2.1.4 (its source: ``qemu/soft
   hook hands each exit to the hypervisor right there, with the registers as they were before
   the instruction, and when the handler did exactly what the instruction does (RIP to the
   next instruction; an IN's value merged or zero-extended into RAX) the value goes back to
-  unicorn, which finishes the instruction itself. An exit that needs the CPU stopped (string
-  I/O, which goes to the emulator; a fault; an error) and that unicorn would run past (an
-  IN, an OUT, a single OUTS) is rolled back: the hook saves the CPU context, journals every
-  store from there on (``UC_HOOK_MEM_WRITE``, only until the stop), and once unicorn stops
-  the loop undoes the stores and restores the context. Same exits, same state (tested
-  against ``step``, faults and string I/O included).
+  unicorn, which finishes the instruction itself. String I/O goes to the emulator there
+  too: it does the exit's elements (a batch, to the page bound) and unicorn, already inside
+  the first element, finishes that one from registers set back by one element
+  (``_string_in_hook``). An exit that needs the CPU stopped (a fault; an error) and that
+  unicorn would run past (an IN, an OUT, a single OUTS) is rolled back: the hook saves the
+  CPU context, journals every store from there on (``UC_HOOK_MEM_WRITE``, only until the
+  stop), and once unicorn stops the loop undoes the stores and restores the context. Same
+  exits, same state (tested against ``step``, faults and string I/O included).
 - ``count=`` is also a run's instruction bound. A free run has none, so a watchdog thread
   stops a free-running guest that has made no exit for half a second, and the loop goes on
   under ``count=`` up to the next exit (then free again). Blocks compiled in a free stretch
@@ -96,7 +98,7 @@ from ..errors import GuestRunaway, HvmioError, PageFault
 from ..exits import SvmIoExit, VmxIoExit
 from ..hardware import decode_io, disassembler, intercept
 from ..hypervisor import Hypervisor
-from ..machine import DEFAULT_MEMORY, PAGE_SIZE, Machine, merge_gpr
+from ..machine import DEFAULT_MEMORY, PAGE_SIZE, RFLAGS_DF, WIDTH_MASK, Machine, merge_gpr
 from ..outcome import Outcome
 from . import realmode
 from .cpu import CR0_PE, UnicornCpu
@@ -116,9 +118,21 @@ _HOOK_READS = {(True, True): ("rip", "rax"), (False, True): ("rip",),
                (True, False): ("rip", "rax", "cs.sel", "cr0"),
                (False, False): ("rip", "cs.sel", "cr0")}  # fmt: skip
 _IN_CHANGES = ("rax",)
+# what the emulator reads for INS/OUTS, at once; what they write, by (REP, INS)
+_STRING_READS = ("rip", "rax", "rcx", "rdx", "rsi", "rdi", "rflags")
+_STRING_WRITES = {(rep, is_in): frozenset(("rip", "rdi" if is_in else "rsi", *("rcx",) * rep))
+                  for rep in (False, True) for is_in in (False, True)}  # fmt: skip
 _STRING_CHANGES = ("rax", "rcx", "rsi", "rdi")  # RAX too: INS/OUTS leave it, reading is cheap
 _NOT_PRESENT = UC_PROT_READ | UC_PROT_WRITE  # no EXEC: a fetch faults, data still reaches it
 
+
+
+def _one_short(target: int, step: int, address_size: int, width: int) -> int:
+    """The value a string instruction's register must hold for unicorn's own update of it
+    (``step`` added at the address size: CX merges, ECX zero-extends) to give ``target``. One
+    always exists for the emulator's registers, which zero-extend a 32-bit ECX or pointer
+    as unicorn does (a ``bits 64`` ``a32 rep insb`` is tested)."""
+    return merge_gpr(target, target - step, address_size // 8) & width
 
 class _Watchdog:
     """Stops a free-running guest that has made no exit for ``STALL_S``: without ``count=``
@@ -412,7 +426,9 @@ class Guest:
             self._stop(uc)
             return None
         changes = _STRING_CHANGES if string else _IN_CHANGES if is_in else ()
-        if not string and self._inline is not None:
+        if self._inline is not None:
+            if string:
+                return self._string_in_hook(uc, is_in, port, size, record, string == _REP)
             return self._exit_in_hook(uc, is_in, port, size, changes, record)
         cpu.read(changes)  # the pre-state of what the instruction is about to change
         self._trap, self._port, self._record = changes, port, record
@@ -496,13 +512,8 @@ class Guest:
         cpu = self.cpu
         rip = cpu.rip  # as the instruction found them (read in the hook)
         rax = cpu.rax if is_in and size < 4 else 0  # a 32-bit IN zero-extends: RAX unread
-        self._inline_exits += 1
-        try:
-            outcome = self._handle(port, record)
-        except BaseException as error:  # step re-raises it, once the CPU has stopped
-            self._inline_error = error
-            self._trap = changes
-            self._stop(uc)
+        outcome = self._handle_in_hook(uc, port, record, changes)
+        if outcome is None:
             return None
         if is_in:
             value = cpu.rax & _ONES[size]
@@ -521,11 +532,83 @@ class Guest:
         cpu.forget()  # unicorn now makes the same RAX and RIP itself
         self._last = outcome
         if self._inline > 0:
-            self._inline -= 1
-            if self._inline == 0:  # run's max_exits: stop once this instruction is done
-                self._paused = True
-                uc.emu_stop()
+            self._count_down(uc)
         return value
+
+    def _handle_in_hook(self, uc, port: int, record, changes) -> Outcome | None:
+        """The exit, handled in the hook; None if the handler raised (the CPU is then being
+        stopped, and ``step`` re-raises the error once it has)."""
+        self._inline_exits += 1
+        try:
+            return self._handle(port, record)
+        except BaseException as error:
+            self._inline_error = error
+            self._trap = changes
+            self._stop(uc)
+            return None
+
+    def _count_down(self, uc) -> None:
+        """One of run's ``max_exits`` used, in the hook: at the last, stop once this
+        instruction is done."""
+        self._inline -= 1
+        if self._inline == 0:
+            self._paused = True
+            uc.emu_stop()
+
+    def _string_in_hook(self, uc, is_in: bool, port: int, size: int, record, rep: bool
+                        ) -> int | None:  # fmt: skip
+        """``run``'s shortcut for INS and OUTS: the emulator does this exit's elements here,
+        in the hook, and unicorn, which is inside the first of them, finishes that one with
+        the registers set back by one element. unicorn works out the element's address before
+        its IN hook and updates (R)CX and (R)SI/(R)DI after it (QEMU's ``gen_ins``,
+        ``gen_outs``, ``GEN_REPZ``), so: an INS gets the first element's data back (it is
+        stored where the emulator put it), the pointer is set one element short of the
+        emulator's, and for REP the count one more. A batch that leaves RIP on the instruction
+        (the page bound) loops back and exits again, as on the hardware. Anything else (a
+        fault, an error, a register the instruction does not write) stops the CPU and the loop
+        puts the handler's state in place, as for any exit."""
+        cpu = self.cpu
+        cpu.read(_STRING_READS)  # what the emulator reads, in one call
+        rip, pointer = cpu.rip, "rdi" if is_in else "rsi"
+        before = cpu.rdi if is_in else cpu.rsi
+        outcome = self._handle_in_hook(uc, port, record, _STRING_CHANGES)
+        if outcome is None:
+            return self._stored(is_in, size, before, record.access().address_size)
+        insn = outcome.instruction
+        # length, mnemonic, size, is_in, string, rep, address size, segment
+        length, address_size = insn[0], insn[6]
+        back = -size if cpu.rflags & RFLAGS_DF else size
+        on = cpu.rip == rip + length if outcome.done else rep and cpu.rip == rip
+        values = None  # (register, value one element short)
+        if (on and outcome.completed and outcome.fault is None and outcome.elements
+                and cpu.written() <= _STRING_WRITES[rep, is_in]):  # fmt: skip
+            values = [(pointer, _one_short(cpu.value(pointer), back, address_size, cpu.width))]
+            if rep:
+                values.append(("rcx", _one_short(cpu.rcx, -1, address_size, cpu.width)))
+        if values is None or self._inline == 1:
+            # (at run's max_exits too: a stop in the hook lands before unicorn's update of
+            # the registers, so the loop puts the handler's values in place)
+            self._handled, self._trap = outcome, _STRING_CHANGES
+            self._stop(uc)
+            return self._stored(is_in, size, before, address_size)
+        value = self._stored(is_in, size, before, address_size)
+        cpu.forget()  # unicorn makes RIP itself, and the rest from these:
+        cpu.write_now(values)
+        self._last = outcome
+        if self._inline > 0:  # (never the last: that one was stopped above)
+            self._count_down(uc)
+        return value
+
+    def _stored(self, is_in: bool, size: int, pointer: int, address_size: int | None
+                ) -> int | None:  # fmt: skip
+        """For an INS: what is now at its first element, ES:(R)DI, which unicorn stores there
+        once the hook returns (the emulator's data, or unicorn's placeholder 0), so that the
+        store changes nothing. None (all ones) for an OUTS, or with the address size unknown."""
+        if not is_in or address_size is None:
+            return None
+        machine = self.machine
+        at = machine.linear("ES", pointer & WIDTH_MASK[address_size])
+        return int.from_bytes(machine.memory.data[at : at + size], "little")
 
     def _on_interrupt(self, uc, vector, _):
         self._interrupt = vector
