@@ -35,6 +35,7 @@ EFER = 0xC000_0080
 EFER_LMA = 1 << 10
 _DESC_L = 1 << 5  # in byte 6 of a descriptor: bit 7 G, bit 6 D/B, bit 5 L, bit 4 AVL
 _DESC_D = 1 << 6
+_SELECTOR = {name: f"{name.lower()}.sel" for name in SEGMENTS}  # (an exit asks for CS's often)
 
 
 def register_ids(wide: bool) -> dict[str, int]:
@@ -233,14 +234,14 @@ class UnicornCpu:
         return 32 if flags & _DESC_D else 16
 
     def segment(self, name: str) -> Segment:
-        selector = self._get(f"{name.lower()}.sel")
+        selector = self._get(_SELECTOR[name])
         return Segment(selector, self.segment_base(name, selector))
 
     def segment_base(self, name: str, selector: int | None = None) -> int:
         if self.start_mode == 64:
             return self._get(f"{name.lower()}.base") if name in ("FS", "GS") else 0
         if selector is None:
-            selector = self._get(f"{name.lower()}.sel")
+            selector = self._get(_SELECTOR[name])
         if not self.protected:
             return selector << 4
         if selector & ~3 == 0:
@@ -273,6 +274,18 @@ class UnicornCpu:
         self._set(f"{name.lower()}.sel", selector)
 
 
+def _register(name: str) -> property:
+    """``cpu.rax`` and the rest: a cached value costs one call (an exit reads a few)."""
+
+    def get(self: UnicornCpu) -> int:
+        value = self._cache.get(name)
+        return self._get(name) if value is None else value
+
+    def set_(self: UnicornCpu, value: int) -> None:
+        self._set(name, value)
+
+    return property(get, set_)
+
+
 for _name in REGISTERS:
-    setattr(UnicornCpu, _name, property(
-        lambda self, n=_name: self._get(n), lambda self, v, n=_name: self._set(n, v)))  # fmt: skip
+    setattr(UnicornCpu, _name, _register(_name))

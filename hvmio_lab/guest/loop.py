@@ -750,7 +750,7 @@ class Guest:
             record = intercept(self.machine, self.vendor, port)
         outcome = hypervisor.handle(record, start)
         self.exits += 1
-        self.machine.clock.advance(EXIT_QUANTUM_NS)
+        self.machine.clock.ns += EXIT_QUANTUM_NS  # (advance's check, for a constant it passes)
         if outcome.fault is not None:
             raise HvmioError(f"{self.program.name}: the hypervisor injected {outcome.fault}")
         if hypervisor.recording:
