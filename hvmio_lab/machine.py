@@ -64,6 +64,7 @@ class Cpu(Protocol):
     rflags: int
 
     def segment(self, name: str) -> Segment: ...
+    def segment_base(self, name: str) -> int: ...
     def set_segment(self, name: str, selector: int, base: int) -> None: ...
 
 
@@ -80,6 +81,9 @@ class Registers:
 
     def segment(self, name: str) -> Segment:
         return self._segments[name]
+
+    def segment_base(self, name: str) -> int:
+        return self._segments[name].base
 
     def set_segment(self, name: str, selector: int, base: int) -> None:
         self._segments[name] = Segment(selector, base)
@@ -323,7 +327,7 @@ class Machine:
         §3.4.2.1)."""
         if self.mode == 64 and segment in NULL_SEGMENTS_64:
             return offset
-        return self.cpu.segment(segment).base + offset
+        return self.cpu.segment_base(segment) + offset  # (the base alone: no Segment built)
 
     def snapshot(self, full: bool = False) -> Snapshot:
         """The state to diff against later. ``full`` also copies all of guest memory, for a
