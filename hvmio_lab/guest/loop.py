@@ -120,11 +120,11 @@ _HOOK_READS = {(True, True): ("rip", "rax"), (False, True): ("rip",),
 _IN_CHANGES = ("rax",)
 # what the emulator reads for INS/OUTS, at once; what they write, by (REP, INS)
 _STRING_READS = ("rip", "rax", "rcx", "rdx", "rsi", "rdi", "rflags")
-_STRING_WRITES = {(rep, is_in): frozenset(("rip", "rdi" if is_in else "rsi", *("rcx",) * rep))
+_STRING_WRITES = {(rep, is_in): frozenset(("rip", "rdi" if is_in else "rsi")
+                                           + (("rcx",) if rep else ()))
                   for rep in (False, True) for is_in in (False, True)}  # fmt: skip
 _STRING_CHANGES = ("rax", "rcx", "rsi", "rdi")  # RAX too: INS/OUTS leave it, reading is cheap
 _NOT_PRESENT = UC_PROT_READ | UC_PROT_WRITE  # no EXEC: a fetch faults, data still reaches it
-
 
 
 def _one_short(target: int, step: int, address_size: int, width: int) -> int:
@@ -133,6 +133,7 @@ def _one_short(target: int, step: int, address_size: int, width: int) -> int:
     always exists for the emulator's registers, which zero-extend a 32-bit ECX or pointer
     as unicorn does (a ``bits 64`` ``a32 rep insb`` is tested)."""
     return merge_gpr(target, target - step, address_size // 8) & width
+
 
 class _Watchdog:
     """Stops a free-running guest that has made no exit for ``STALL_S``: without ``count=``
@@ -577,12 +578,12 @@ class Guest:
         insn = outcome.instruction
         # length, mnemonic, size, is_in, string, rep, address size, segment
         length, address_size = insn[0], insn[6]
-        back = -size if cpu.rflags & RFLAGS_DF else size
+        step = -size if cpu.rflags & RFLAGS_DF else size  # one element of the pointer
         on = cpu.rip == rip + length if outcome.done else rep and cpu.rip == rip
         values = None  # (register, value one element short)
         if (on and outcome.completed and outcome.fault is None and outcome.elements
                 and cpu.written() <= _STRING_WRITES[rep, is_in]):  # fmt: skip
-            values = [(pointer, _one_short(cpu.value(pointer), back, address_size, cpu.width))]
+            values = [(pointer, _one_short(cpu.value(pointer), step, address_size, cpu.width))]
             if rep:
                 values.append(("rcx", _one_short(cpu.rcx, -1, address_size, cpu.width)))
         if values is None or self._inline == 1:
