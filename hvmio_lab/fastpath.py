@@ -20,12 +20,6 @@ _LOOK_UP = object()  # ``run`` was not told the device: it asks the bus
 _DONE: dict[int, PathResult] = {}  # id(access) → the result of doing it (see ``run``)
 
 
-def access(exit: SvmIoExit | VmxIoExit) -> IoAccess | None:
-    """The validated access, or None for string I/O, which the fast path declines."""
-    io = exit.access()
-    return None if io.string else io
-
-
 def run(
     machine: Machine,
     exit: SvmIoExit | VmxIoExit,
