@@ -190,3 +190,22 @@ def test_kept_results_and_requests_follow_the_device_and_the_access():
     assert out.request.device == "second"
     assert not out.done and out.fault is not None and other.cpu.rip == CODE_AT
     assert hv.counters["fast"] == 2 and hv2.counters["faults"] == 1
+
+
+@pytest.mark.parametrize("vendor", ["svm", "vmx"])
+def test_an_unrecorded_outcome_names_the_record_it_handled(vendor):
+    """Two sites reading one port give equal accesses (the same kept object) and the same
+    kept result; the Outcome handed back must still name the record of this exit, with its
+    own RIP, and the guest resume after this instruction (SDM: RIP + length)."""
+    machine = Machine.pc(64)
+    sites = (0x1000, 0x2000, 0x1000, 0x2000)
+    for rip in set(sites):
+        machine.memory.write(rip, b"\xed")  # in eax, dx
+    hv = Hypervisor(machine, vendor, "fast", recording=False)
+    for rip in sites:
+        machine.cpu.rip, machine.cpu.rdx = rip, 0x1F48
+        record = intercept(machine, vendor)
+        outcome = hv.handle(record)
+        assert outcome.exit is record and outcome.exit.rip == rip
+        assert outcome.done and machine.cpu.rip == rip + 1
+    assert hv.counters["fast"] == len(sites)
