@@ -48,9 +48,10 @@ How the guest CPU traps. Facts checked on unicorn 2.1.4 (its source: ``qemu/soft
   thread for every ``emu_start`` (0.1 ms here).
 - Registers: ``UnicornCpu`` calls unicorn's C API directly (the binding's ``reg_read`` costs
   about five C calls) and an exit reads only what its path asks for: the hook reads RIP
-  (with RAX for an 8- or 16-bit IN, which merges into it, and CS and CR0 outside long mode)
-  in one batch. The exit record the silicon builds is kept per site (``_site``): the same
-  bytes at the same address, mode and port give the same record, checked at every exit.
+  (with RAX for an OUT, which sends it, and an 8- or 16-bit IN, which merges into it, and CS
+  and CR0 outside long mode) in one batch. The exit record the silicon builds is kept per
+  site (``_site``): the same bytes at the same address, mode and port give the same record,
+  checked at every exit.
 - A stop under ``count=`` cuts the block right after the I/O instruction, so two I/O
   instructions in one run cannot happen; if they ever did, the loop raises (never a silent
   loss).
@@ -112,8 +113,8 @@ _SINGLE, _REP = 1, 2  # a site's kind: INS/OUTS without and with a repeat prefix
 _SITES: dict[tuple, tuple] = {}  # _site's records: (vendor, address…, port) → (bytes, record, kind)
 _SITE_LIMIT = 4096  # for code that keeps writing new code
 _IN_WRITES, _OUT_WRITES = frozenset(("rax", "rip")), frozenset(("rip",))
-# what the hook reads at once: RIP, RAX for an IN that merges into it, and CS and CR0 for the
-# mode outside long mode
+# what the hook reads at once: RIP, RAX where it is used (an OUT sends it, an 8- or 16-bit IN
+# merges into it; a 32-bit IN zero-extends), and CS and CR0 for the mode outside long mode
 _HOOK_READS = {(True, True): ("rip", "rax"), (False, True): ("rip",),
                (True, False): ("rip", "rax", "cs.sel", "cr0"),
                (False, False): ("rip", "cs.sel", "cr0")}  # fmt: skip
@@ -314,8 +315,13 @@ class Guest:
         self._hook_error: BaseException | None = None
         self._context = self.uc.context_save()  # where a rolled-back stop keeps the CPU state
         long_mode = self.cpu.start_mode == 64
-        self._hook_reads = {merges: self.cpu.reader(_HOOK_READS[merges, long_mode])
-                            for merges in (True, False)}  # fmt: skip
+        self._hook_reads = {uses_rax: self.cpu.reader(_HOOK_READS[uses_rax, long_mode])
+                            for uses_rax in (True, False)}  # fmt: skip
+        # and what INS/OUTS read after those (the reader's C arrays made here, not at the
+        # guest's first string exit)
+        self._string_reads = {uses_rax: self.cpu.reader(tuple(
+            name for name in _STRING_READS if name not in _HOOK_READS[uses_rax, long_mode]))
+            for uses_rax in (True, False)}  # fmt: skip
         self._interrupt: int | None = None
         self.halted = False
         self.exits = 0
@@ -418,8 +424,8 @@ class Guest:
                                          else ux.UC_X86_REG_EIP)  # fmt: skip
             uc.emu_stop()
             return None
-        self._hook_reads[is_in and size < 4]()  # RIP now, before the instruction, and RAX
-        # where an IN merges into it
+        self._hook_reads[not is_in or size < 4]()  # RIP now, before the instruction, and RAX
+        # where it is used
         try:
             record, string = self._site(cpu, port)
         except BaseException as error:  # step re-raises it, once the CPU has stopped
@@ -569,7 +575,7 @@ class Guest:
         fault, an error, a register the instruction does not write) stops the CPU and the loop
         puts the handler's state in place, as for any exit."""
         cpu = self.cpu
-        cpu.read(_STRING_READS)  # what the emulator reads, in one call
+        self._string_reads[not is_in or size < 4]()  # what the emulator reads, in one call
         rip, pointer = cpu.rip, "rdi" if is_in else "rsi"
         before = cpu.rdi if is_in else cpu.rsi
         outcome = self._handle_in_hook(uc, port, record, _STRING_CHANGES)
