@@ -74,7 +74,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from time import perf_counter_ns
 
@@ -121,6 +120,9 @@ _HOOK_READS = {(True, True): ("rip", "rax"), (False, True): ("rip",),
 _IN_CHANGES = ("rax",)
 # what the emulator reads for INS/OUTS, at once; what they write, by (REP, INS)
 _STRING_READS = ("rip", "rax", "rcx", "rdx", "rsi", "rdi", "rflags")
+# and outside long mode, for the segment bases: INS writes through ES, OUTS reads through DS
+# unless a prefix overrides it
+_STRING_SELECTORS = ("es.sel", "ds.sel")
 _STRING_WRITES = {(rep, is_in): frozenset(("rip", "rdi" if is_in else "rsi")
                                            + (("rcx",) if rep else ()))
                   for rep in (False, True) for is_in in (False, True)}  # fmt: skip
@@ -150,8 +152,9 @@ class _Watchdog:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @contextmanager
-    def watching(self, guest: Guest):
+    def watch(self, guest: Guest) -> None:
+        """``guest`` is about to run free: stop it if it stalls (until ``unwatch``). Plain
+        calls, not a context manager: this is paid on every free run, a few µs."""
         with self._lock:
             self._watched[id(guest)] = [guest, guest.exits, time.monotonic()]
             if self._thread is None:
@@ -160,11 +163,10 @@ class _Watchdog:
                 self._thread.start()
         if not self._wake.is_set():  # asleep: no guest was running free
             self._wake.set()
-        try:
-            yield
-        finally:
-            with self._lock:
-                del self._watched[id(guest)]
+
+    def unwatch(self, guest: Guest) -> None:
+        with self._lock:
+            del self._watched[id(guest)]
 
     def _watch(self) -> None:
         while True:
@@ -319,8 +321,9 @@ class Guest:
                             for uses_rax in (True, False)}  # fmt: skip
         # and what INS/OUTS read after those (the reader's C arrays made here, not at the
         # guest's first string exit)
+        string_reads = _STRING_READS + (() if long_mode else _STRING_SELECTORS)
         self._string_reads = {uses_rax: self.cpu.reader(tuple(
-            name for name in _STRING_READS if name not in _HOOK_READS[uses_rax, long_mode]))
+            name for name in string_reads if name not in _HOOK_READS[uses_rax, long_mode]))
             for uses_rax in (True, False)}  # fmt: skip
         self._interrupt: int | None = None
         self.halted = False
@@ -639,8 +642,11 @@ class Guest:
             exits = self.exits
             try:
                 if free:
-                    with _WATCHDOG.watching(self):
+                    _WATCHDOG.watch(self)
+                    try:
                         self.uc.emu_start(begin, 0)  # unicorn drops its count= code itself
+                    finally:
+                        _WATCHDOG.unwatch(self)
                 else:
                     if self._counted is False:  # blocks compiled without count='s check
                         self.uc.ctl_flush_tb()
