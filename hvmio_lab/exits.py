@@ -222,7 +222,8 @@ class SvmIoExit:
         return _instruction_length("EXITINFO2 − RIP", (self.exitinfo2 - self.rip) & U64)
 
     def access(self) -> IoAccess:
-        """The validated access; a record is immutable, so it is worked out once."""
+        """The validated access; a record is immutable, so it is worked out once (kept as
+        ``_access``, which the dispatcher reads without this call)."""
         try:
             return self._access  # type: ignore[attr-defined]
         except AttributeError:  # the first time for a record made by hand
@@ -315,7 +316,8 @@ class VmxIoExit:
         object.__setattr__(self, "next_rip", (self.rip + self.instruction_length) & U64)
 
     def access(self) -> IoAccess:
-        """The validated access; a record is immutable, so it is worked out once."""
+        """The validated access; a record is immutable, so it is worked out once (kept as
+        ``_access``, which the dispatcher reads without this call)."""
         try:
             return self._access  # type: ignore[attr-defined]
         except AttributeError:  # the first time for a record made by hand

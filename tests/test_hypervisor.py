@@ -209,3 +209,24 @@ def test_an_unrecorded_outcome_names_the_record_it_handled(vendor):
         assert outcome.exit is record and outcome.exit.rip == rip
         assert outcome.done and machine.cpu.rip == rip + 1
     assert hv.counters["fast"] == len(sites)
+
+
+def test_a_record_made_by_hand_is_checked_before_anything_happens():
+    """The dispatcher reads the access a silicon-built record carries; one made by hand is
+    decoded and checked first (AMD APM Vol. 2, Table 15-31: SZ8/SZ16/SZ32 one-hot;
+    EXITINFO2 is the next RIP, so EXITINFO2 − RIP is the 1..15-byte length)."""
+    from hvmio_lab.errors import ExitInfoError
+    from hvmio_lab.exits import SvmIoExit
+
+    in_eax_dx = 0x1F48 << 16 | 1 << 9 | 1 << 6 | 1  # port 0x1F48, A64, SZ32, IN
+    machine = machine_with(b"\xed", rdx=0x1F48, rax=0x1234_5678_9ABC_DEF0)
+    hv = Hypervisor(machine, "svm", "fast", recording=False)
+    for exitinfo1, exitinfo2, field in ((in_eax_dx | 1 << 4, CODE_AT + 1, "SZ"),
+                                        (in_eax_dx, CODE_AT, "EXITINFO2")):  # fmt: skip
+        with pytest.raises(ExitInfoError, match=field):
+            hv.handle(SvmIoExit(exitinfo1, exitinfo2, CODE_AT))
+        assert machine.cpu.rip == CODE_AT and machine.cpu.rax == 0x1234_5678_9ABC_DEF0
+    assert sum(hv.counters.values()) == 0
+    outcome = hv.handle(SvmIoExit(in_eax_dx, CODE_AT + 1, CODE_AT))
+    assert outcome.done and outcome.access.port == 0x1F48 and outcome.access.size == 4
+    assert machine.cpu.rip == CODE_AT + 1 and machine.cpu.rax >> 32 == 0  # 32-bit IN zero-extends
