@@ -75,6 +75,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from time import perf_counter_ns
 
 from unicorn import (
@@ -350,7 +351,8 @@ class Guest:
         ram = (ctypes.c_char * len(memory)).from_buffer(memory)
         uc.mem_map_ptr(0, len(memory), UC_PROT_ALL, ctypes.addressof(ram))
         mappings = [ram, *self._map_roms(uc, memory),  # what unicorn's pointers need alive
-                    hook_io(uc, self._on_in, self._on_out, self._on_hook_error)]
+                    hook_io(uc, partial(self._trapped, True), partial(self._trapped, False),
+                            self._on_hook_error)]  # fmt: skip
         memory[prog.load : prog.load + len(prog.code)] = prog.code
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         uc.ctl_exits_enabled(True)  # no `until` address: nothing for unicorn to invalidate
@@ -407,19 +409,13 @@ class Guest:
 
     # ------------------------------------------------------------------ unicorn's hooks
 
-    def _on_in(self, port: int, size: int) -> int:
-        value = self._trapped(self.uc, True, port, size)
-        return _ONES[size] if value is None else value
-
-    def _on_out(self, port: int, size: int, _value: int) -> None:
-        self._trapped(self.uc, False, port, size)
-
     def _on_hook_error(self, error: BaseException) -> None:
         self._hook_error = error  # raised once unicorn has returned
 
-    def _trapped(self, uc, is_in: bool, port: int, size: int) -> int | None:
-        """Inside an I/O instruction: note what it is about to change, stop after it."""
-        cpu = self.cpu
+    def _trapped(self, is_in: bool, port: int, size: int, _value: int = 0) -> int | None:
+        """Inside an I/O instruction (unicorn's IN or OUT hook, ``is_in`` bound): note what it
+        is about to change, stop after it. An IN reads what this returns, all ones for None."""
+        cpu, uc = self.cpu, self.uc
         if self._trap is not None:
             if self._journal is not None:  # after a rolled-back stop: undone with the rest
                 return None

@@ -24,6 +24,9 @@ from unicorn import x86_const as ux
 Batch = Callable[[tuple[int, ...]], Callable[[], list[int]]]
 _IN_HOOK = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
                             ctypes.c_void_p)  # fmt: skip
+# what an IN hook returns for all ones: unicorn keeps the instruction's own width of it
+# (measured on 2.1.4: IN AL takes 0xFF, IN AX 0xFFFF, and the rest of RAX stays)
+_ALL_ONES = 0xFFFF_FFFF
 _OUT_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
                              ctypes.c_uint32, ctypes.c_void_p)  # fmt: skip
 
@@ -97,16 +100,18 @@ def registers(uc: Uc) -> tuple[Callable[[int], int], Callable[[int, int], None],
     return read, write, batch
 
 
-def hook_io(uc: Uc, on_in: Callable[[int, int], int], on_out: Callable[[int, int, int], None],
+def hook_io(uc: Uc, on_in: Callable[[int, int], int | None],
+            on_out: Callable[[int, int, int], None],
             on_error: Callable[[BaseException], None]) -> object:  # fmt: skip
-    """Hook every IN (and INS) and OUT (and OUTS): ``on_in(port, size)`` returns the value,
-    ``on_out(port, size, value)``. An exception cannot cross unicorn's C frames: it goes to
-    ``on_error``, the CPU is stopped, and an IN reads 0. Returns what must be kept alive as
-    long as ``uc`` runs."""
+    """Hook every IN (and INS) and OUT (and OUTS): ``on_in(port, size)`` returns the value
+    (None: all ones), ``on_out(port, size, value)``. An exception cannot cross unicorn's C
+    frames: it goes to ``on_error``, the CPU is stopped, and an IN reads 0. Returns what must
+    be kept alive as long as ``uc`` runs."""
     found = _c_api(uc)
     if found is None:
         def binding_in(_uc, port, size, _data):
-            return on_in(port, size)
+            value = on_in(port, size)
+            return _ALL_ONES if value is None else value
 
         def binding_out(_uc, port, size, value, _data):
             on_out(port, size, value)
@@ -118,7 +123,8 @@ def hook_io(uc: Uc, on_in: Callable[[int, int], int], on_out: Callable[[int, int
 
     def c_in(_uc, port, size, _data):
         try:
-            return on_in(port, size)
+            value = on_in(port, size)
+            return _ALL_ONES if value is None else value
         except BaseException as error:
             on_error(error)
             uc.emu_stop()
