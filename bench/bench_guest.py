@@ -31,15 +31,15 @@ said):
 With ``--reference DIR`` (a copy of an older ``hvmio_lab`` and ``data``, e.g. made with
 ``git archive 2cdde85 hvmio_lab data | tar -x -C DIR``) the three programs and the recorded
 exit are also measured with that code, in a fresh interpreter, interleaved with the rows
-above: the ratio beside the old guest loop, under the same load. When DIR holds 2cdde85, the
-code issue 11 measured its "today" figures on, each ratio times that figure is what this
-code would make under the issue's load, and that is checked against the floor as well: the
-absolute floors assume the issue's load, which this shared machine rarely has (its fast
-and slow states differ by about 1.8×).
+above: the ratio beside the old guest loop, under the same load. ``--issue-code DIR`` does
+the same with DIR holding 2cdde85, the code issue 11 measured its "today" figures on: each
+ratio times that figure is what this code would make under the issue's load, and that is
+checked against the floor as well. The absolute floors assume the issue's load, which this
+shared machine has only in its fast state (its fast and slow states differ by about 1.8×).
 
-Run: ``.venv/bin/python bench/bench_guest.py [--rounds N] [--reference DIR]``. This prints
-figures; it is not a timed test. Absolute times on a shared machine vary by 2× with load:
-compare rows of one run.
+Run: ``.venv/bin/python bench/bench_guest.py [--rounds N] [--reference DIR | --issue-code
+DIR]``. This prints figures; it is not a timed test. Absolute times on a shared machine vary
+by 2× with load: compare rows of one run.
 """
 
 from __future__ import annotations
@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="runs per row (5)")
     parser.add_argument("--reference", type=Path, help="an older hvmio_lab to compare with")
+    parser.add_argument("--issue-code", type=Path,
+                        help="2cdde85's hvmio_lab: a --reference whose ratios are also scaled "
+                             "to the load of issue 11's figures")  # fmt: skip
     args = parser.parse_args(argv)
     print(f"machine: {machine_label(machine_info())}; load average before: "
           f"{os.getloadavg()[0]:.2f}")  # fmt: skip
@@ -259,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
         "unrecorded exit, port_hammer (µs)": lambda: 1e6 / guest_rate("port_hammer"),
         "stepped exit, port_hammer (µs)": stepped_exit,
     }
+    if args.issue_code is not None:
+        args.reference = args.issue_code
     if args.reference is not None:
         ref = args.reference.resolve()
         for name in PROGRAMS:
@@ -303,11 +308,13 @@ def main(argv: list[str] | None = None) -> None:
         for name in PROGRAMS:
             new = statistics.median(rows[f"{name} fast (exits/s)"])
             old = statistics.median(rows[f"{name} fast, reference (exits/s)"])
-            scaled = new / old * ISSUE_TODAY[name]
-            print(f"{name}: {new / old:.2f}× the reference loop's exits/s; if the reference is "
-                  f"2cdde85, that is {scaled:,.0f} at the load of the issue's "
-                  f"{ISSUE_TODAY[name]:,} (floor {FLOORS[name]:,}: "
-                  f"{'met' if scaled >= FLOORS[name] else 'NOT met'})")  # fmt: skip
+            line = f"{name}: {new / old:.2f}× the reference loop's exits/s"
+            if args.issue_code is not None:
+                scaled = new / old * ISSUE_TODAY[name]
+                line += (f"; at the load of the issue's {ISSUE_TODAY[name]:,} that is "
+                         f"{scaled:,.0f} (floor {FLOORS[name]:,}: "
+                         f"{'met' if scaled >= FLOORS[name] else 'NOT met'})")  # fmt: skip
+            print(line)
         old_rec = statistics.median(rows["recorded exit, 2 MiB, reference (µs)"])
         print(f"recorded exit: {old_rec / rec2:.2f}× cheaper than the reference loop's")
     parts = split()
