@@ -532,6 +532,27 @@ def test_registers_read_through_the_c_api_as_the_binding_reads_them():
         assert read(reg) == value
 
 
+@pytest.mark.parametrize("c_api", [True, False])
+def test_descriptor_table_registers_read_as_the_guest_loaded_them(monkeypatch, c_api):
+    """GDTR and LDTR (base, limit) through the C API, and through the binding where the C
+    library is not to be had, are the values written with the binding's own call."""
+    from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
+    from unicorn import x86_const as ux
+
+    from hvmio_lab.guest import uc_api
+
+    if not c_api:
+        monkeypatch.setattr(uc_api, "_c_api", lambda uc: None)
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    read = uc_api.table_register(uc)
+    uc.reg_write(ux.UC_X86_REG_GDTR, (0, 0x000F_6A00, 0x37, 0))
+    assert read(ux.UC_X86_REG_GDTR) == (0x000F_6A00, 0x37)
+    uc.reg_write(ux.UC_X86_REG_GDTR, (0, 0x1234_5678, 0xFFFF, 0))
+    assert read(ux.UC_X86_REG_GDTR) == (0x1234_5678, 0xFFFF)  # the new value, not a kept one
+    uc.reg_write(ux.UC_X86_REG_LDTR, (0x18, 0x0002_0000, 0x7, 0x82))
+    assert read(ux.UC_X86_REG_LDTR) == (0x0002_0000, 0x7)
+
+
 def test_an_error_inside_the_io_hook_reaches_the_caller():
     """A bug in the loop's hook cannot cross unicorn's C frames: it must still be raised."""
     guest = Guest("port_hammer", "svm", "fast", recording=False)

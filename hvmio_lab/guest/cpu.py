@@ -1,8 +1,9 @@
 """The Machine's view of unicorn's vCPU: registers read on first use, segments with TRUE bases.
 
 A VM exit reads only what its path asks for: values are cached for the exit and written back
-by ``sync`` before the guest resumes. Plain registers go straight to unicorn's C API
-(``uc_api.registers``); the descriptor tables and MSRs through the binding.
+by ``sync`` before the guest resumes. Plain registers and the descriptor tables' registers
+go straight to unicorn's C API (``uc_api.registers``, ``uc_api.table_register``); MSRs
+through the binding.
 
 Segment bases, as the guest CPU uses them:
 - real mode (CR0.PE = 0): selector × 16, as a real-mode load sets it;
@@ -28,7 +29,7 @@ from unicorn import x86_const as ux
 from ..errors import HvmioError
 from ..fields import SEGMENTS
 from ..machine import REGISTER_NAMES, REGISTERS, Segment
-from .uc_api import registers
+from .uc_api import registers, table_register
 
 CR0_PE = 1 << 0
 EFER = 0xC000_0080
@@ -104,6 +105,7 @@ class UnicornCpu:
         self.memory = memory
         self._ids = register_ids(start_mode == 64)
         self.reg_read, self.reg_write, self._batch = registers(uc)
+        self._table = table_register(uc)
         self._readers: dict[tuple[str, ...], Callable[[], None]] = {}  # read's, made once
         self._cache: dict[str, int] = {}
         self._dirty: set[str] = set()
@@ -254,7 +256,7 @@ class UnicornCpu:
         cached = self._cache.get(key)
         if cached is None:
             table = ux.UC_X86_REG_LDTR if selector & 4 else ux.UC_X86_REG_GDTR
-            _, table_base, limit, _ = self.uc.reg_read(table)
+            table_base, limit = self._table(table)
             offset = selector & ~7
             if offset + 7 > limit or table_base + offset + 8 > len(self.memory):
                 raise HvmioError(f"selector {selector:#x} lies outside its descriptor table "
