@@ -260,20 +260,22 @@ ISSUE_LIMITS = {
 }
 
 
+def mbs(ns: float) -> float:
+    """A sector's 512 bytes moved in ``ns``, as MB/s."""
+    return 512 / ns * 1e3  # bytes per ns → MB/s
+
+
 def floor_here(table: dict, name: str) -> float:
     """The row's floor at this run's load: the issue's floor scaled by how this run's limit
     compares with the limit the issue measured (ns per exit, or MB/s for rep insw)."""
     limit, then = ISSUE_LIMITS[name]
     floor = FLOORS[name][1]
     if name == "rep_insw":
-        return floor * (512 / table[limit] * 1e3) / then
+        return floor * mbs(table[limit]) / then
     return floor * table[limit] / then
 
 
 def print_exit_table(table: dict) -> None:
-    def mbs(ns: float) -> float:
-        return 512 / ns * 1e3  # bytes per ns → MB/s
-
     rows = [
         ("model fast path, PM timer", "pm_timer_fast", "pm_timer_limit"),
         ("model fast path, device-model UART", "uart_fast", None),

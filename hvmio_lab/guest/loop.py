@@ -119,11 +119,12 @@ _HOOK_READS = {(True, True): ("rip", "rax"), (False, True): ("rip",),
                (True, False): ("rip", "rax", "cs.sel", "cr0"),
                (False, False): ("rip", "cs.sel", "cr0")}  # fmt: skip
 _IN_CHANGES = ("rax",)
-# what the emulator reads for INS/OUTS, at once; what they write, by (REP, INS)
+# what the emulator reads for INS/OUTS, at once
 _STRING_READS = ("rip", "rax", "rcx", "rdx", "rsi", "rdi", "rflags")
 # and outside long mode, for the segment bases: INS writes through ES, OUTS reads through DS
 # unless a prefix overrides it
 _STRING_SELECTORS = ("es.sel", "ds.sel")
+# what INS/OUTS write, by (REP, INS)
 _STRING_WRITES = {(rep, is_in): frozenset(("rip", "rdi" if is_in else "rsi")
                                            + (("rcx",) if rep else ()))
                   for rep in (False, True) for is_in in (False, True)}  # fmt: skip
