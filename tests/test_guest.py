@@ -553,6 +553,37 @@ def test_descriptor_table_registers_read_as_the_guest_loaded_them(monkeypatch, c
     assert read(ux.UC_X86_REG_LDTR) == (0x0002_0000, 0x7)
 
 
+def test_the_vcpu_masks_writes_sends_them_at_sync_and_rebases_a_loaded_segment():
+    """UnicornCpu: a write is masked to the register's width and reaches unicorn only at
+    ``sync``; a selector loaded during an exit gives its segment the new base at once, even
+    after the old base was asked for; a name that is no register is refused."""
+    from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
+    from unicorn import x86_const as ux
+
+    from hvmio_lab.guest.cpu import UnicornCpu
+
+    uc = Uc(UC_ARCH_X86, UC_MODE_32)
+    uc.reg_write(ux.UC_X86_REG_CR0, uc.reg_read(ux.UC_X86_REG_CR0) & ~1)  # real mode
+    uc.reg_write(ux.UC_X86_REG_EBX, 0x1234)
+    uc.reg_write(ux.UC_X86_REG_ES, 0x1000)
+    cpu = UnicornCpu(uc, 16, bytearray(1 << 20))
+    assert cpu.rbx == 0x1234
+    cpu.rbx = 0x1_0000_0042  # wider than the 32-bit register
+    assert cpu.rbx == 0x42 and uc.reg_read(ux.UC_X86_REG_EBX) == 0x1234
+    assert cpu.segment_base("ES") == 0x10000  # real mode: selector × 16
+    cpu.set_segment("ES", 0x2000, 0x20000)
+    assert cpu.segment_base("ES") == 0x20000 and cpu.segment("ES") == Segment(0x2000, 0x20000)
+    cpu.sync()
+    assert uc.reg_read(ux.UC_X86_REG_EBX) == 0x42 and uc.reg_read(ux.UC_X86_REG_ES) == 0x2000
+    assert cpu.segment_base("ES") == 0x20000  # read afresh from unicorn after the sync
+    with pytest.raises(HvmioError, match="r8 does not exist outside 64-bit mode"):
+        cpu.r8 = 1
+    with pytest.raises(AttributeError, match="no register 'rbxx'"):
+        cpu.rbxx = 1
+    with pytest.raises(AttributeError):
+        cpu.rbxx  # noqa: B018
+
+
 def test_an_error_inside_the_io_hook_reaches_the_caller():
     """A bug in the loop's hook cannot cross unicorn's C frames: it must still be raised."""
     guest = Guest("port_hammer", "svm", "fast", recording=False)

@@ -3,7 +3,9 @@
 A VM exit reads only what its path asks for: values are cached for the exit and written back
 by ``sync`` before the guest resumes. Plain registers and the descriptor tables' registers
 go straight to unicorn's C API (``uc_api.registers``, ``uc_api.table_register``); MSRs
-through the binding.
+through the binding. The cache is the object's own ``__dict__``, so a register read once
+(``cpu.rax``) is a plain attribute after that, with no Python call: an exit reads 7 (a status
+poll) to 14 (a ``rep insw``) of them, and through a property each was a call.
 
 Segment bases, as the guest CPU uses them:
 - real mode (CR0.PE = 0): selector × 16, as a real-mode load sets it;
@@ -37,6 +39,8 @@ EFER_LMA = 1 << 10
 _DESC_L = 1 << 5  # in byte 6 of a descriptor: bit 7 G, bit 6 D/B, bit 5 L, bit 4 AVL
 _DESC_D = 1 << 6
 _SELECTOR = {name: f"{name.lower()}.sel" for name in SEGMENTS}  # (an exit asks for CS's often)
+_BASE = {name: f"base.{name}" for name in SEGMENTS}  # segment_base's cache keys
+_REGISTER_SET = frozenset(REGISTERS)
 
 
 def register_ids(wide: bool) -> dict[str, int]:
@@ -96,21 +100,39 @@ class UnicornCpu:
 
     ``start_mode`` is the mode unicorn was started in: 64 for a long-mode guest (taken to stay
     in long mode), otherwise the guest may switch between real and protected mode and
-    ``mode`` follows it.
+    ``mode`` follows it. ``width`` is the mask of a whole register: 64 bits in long mode, else
+    32.
     """
 
+    # Everything but the registers is a slot; the __dict__ is the register cache (its keys are
+    # register_values names, e.g. "rax", "cs.sel", and "desc.N" for descriptors): a register not
+    # in it is read from unicorn by its _Register, and a write goes through __setattr__.
+    __slots__ = ("__dict__", "_batch", "_cache", "_dirty", "_ids", "_marks", "_readers", "_table",
+                 "memory", "reg_read", "reg_write", "start_mode", "uc", "width")  # fmt: skip
+
     def __init__(self, uc: Uc, start_mode: int, memory: bytearray):
-        self.uc = uc
-        self.start_mode = start_mode
-        self.memory = memory
-        self._ids = register_ids(start_mode == 64)
-        self.reg_read, self.reg_write, self._batch = registers(uc)
-        self._table = table_register(uc)
-        self._readers: dict[tuple[str, ...], Callable[[], None]] = {}  # read's, made once
-        self._cache: dict[str, int] = {}
-        self._dirty: set[str] = set()
-        self._width = (1 << 64) - 1 if start_mode == 64 else 0xFFFF_FFFF
-        self._marks: list[weakref.ref[Before]] = []  # snapshots taken since the last sync
+        own = object.__setattr__
+        own(self, "uc", uc)
+        own(self, "start_mode", start_mode)
+        own(self, "memory", memory)
+        own(self, "_ids", register_ids(start_mode == 64))
+        read, write, batch = registers(uc)
+        own(self, "reg_read", read)
+        own(self, "reg_write", write)
+        own(self, "_batch", batch)
+        own(self, "_table", table_register(uc))
+        own(self, "_readers", {})  # read's, made once
+        own(self, "_cache", self.__dict__)
+        own(self, "_dirty", set())
+        own(self, "width", (1 << 64) - 1 if start_mode == 64 else 0xFFFF_FFFF)
+        own(self, "_marks", [])  # snapshots taken since the last sync (weak references)
+
+    def __setattr__(self, name: str, value: int) -> None:
+        """``cpu.rax = value``: kept (masked to the register's width) until ``sync``."""
+        if name in _SLOTS:
+            object.__setattr__(self, name, value)
+        else:
+            self._set(name, value)
 
     def _get(self, name: str) -> int:
         value = self._cache.get(name)
@@ -121,18 +143,15 @@ class UnicornCpu:
 
     def _set(self, name: str, value: int) -> None:
         if name not in self._ids:
+            if name not in _REGISTER_SET:
+                raise AttributeError(f"{type(self).__name__!r} object has no register {name!r}")
             raise HvmioError(f"{name} does not exist outside 64-bit mode")
         for ref in self._marks:
             mark = ref()
             if mark is not None and name not in mark.old:
                 mark.old[name] = self._get(name)
-        self._cache[name] = value & self._width
+        self._cache[name] = value & self.width
         self._dirty.add(name)
-
-    @property
-    def width(self) -> int:
-        """The mask of a whole register: 64 bits in long mode, else 32."""
-        return self._width
 
     def written(self) -> set[str]:
         """Registers written since the last ``sync`` (and not yet sent to unicorn)."""
@@ -237,13 +256,22 @@ class UnicornCpu:
 
     def segment(self, name: str) -> Segment:
         selector = self._get(_SELECTOR[name])
-        return Segment(selector, self.segment_base(name, selector))
+        return Segment(selector, self.segment_base(name))
 
-    def segment_base(self, name: str, selector: int | None = None) -> int:
+    def segment_base(self, name: str) -> int:
+        """Worked out once an exit, and kept in the cache with the registers: a string exit
+        asks for CS's (the record, the fetch) and ES's (the store, the element unicorn stores)
+        twice each."""
+        key = _BASE[name]
+        base = self._cache.get(key)
+        if base is None:
+            base = self._cache[key] = self._base(name)
+        return base
+
+    def _base(self, name: str) -> int:
         if self.start_mode == 64:
             return self._get(f"{name.lower()}.base") if name in ("FS", "GS") else 0
-        if selector is None:
-            selector = self._get(_SELECTOR[name])
+        selector = self._get(_SELECTOR[name])
         if not self.protected:
             return selector << 4
         if selector & ~3 == 0:
@@ -274,20 +302,23 @@ class UnicornCpu:
             if mark is not None:
                 mark.old.setdefault(key, self.segment_base(name))
         self._set(f"{name.lower()}.sel", selector)
+        self._cache.pop(_BASE[name], None)  # a new selector: its base is worked out afresh
 
 
-def _register(name: str) -> property:
-    """``cpu.rax`` and the rest: a cached value costs one call (an exit reads a few)."""
+class _Register:
+    """``cpu.rax`` and the rest, the first time in an exit: read from unicorn into the cache.
+    After that the instance's __dict__ holds the value, and it wins over this descriptor (one
+    without ``__set__``), so the read is a plain attribute."""
 
-    def get(self: UnicornCpu) -> int:
-        value = self._cache.get(name)
-        return self._get(name) if value is None else value
+    __slots__ = ("name",)
 
-    def set_(self: UnicornCpu, value: int) -> None:
-        self._set(name, value)
+    def __init__(self, name: str):
+        self.name = name
 
-    return property(get, set_)
+    def __get__(self, cpu: UnicornCpu | None, owner: type | None = None):
+        return self if cpu is None else cpu._get(self.name)
 
 
 for _name in REGISTERS:
-    setattr(UnicornCpu, _name, _register(_name))
+    setattr(UnicornCpu, _name, _Register(_name))
+_SLOTS = frozenset(UnicornCpu.__slots__)

@@ -589,7 +589,8 @@ class Guest:
         values = None  # (register, value one element short)
         if (on and outcome.completed and outcome.fault is None and outcome.elements
                 and cpu.written() <= _STRING_WRITES[rep, is_in]):  # fmt: skip
-            values = [(pointer, _one_short(cpu.value(pointer), step, address_size, cpu.width))]
+            values = [(pointer, _one_short(getattr(cpu, pointer), step, address_size,
+                                           cpu.width))]  # fmt: skip
             if rep:
                 values.append(("rcx", _one_short(cpu.rcx, -1, address_size, cpu.width)))
         if values is None or self._inline == 1:
