@@ -285,7 +285,7 @@ def decode_instruction(code: bytes, mode: int) -> IoInstruction:
                 asize, asize_at = True, i
         elif kind == _REX:
             rex, rex_at = byte, i
-        else:
+        else:  # _LOCK, the one kind left
             raise InvalidInstruction(
                 f"byte 0xf0 at offset {i} is LOCK, which raises #UD on IN/OUT/INS/OUTS"
             )

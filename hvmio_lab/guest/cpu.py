@@ -128,20 +128,12 @@ class UnicornCpu:
         own(self, "_marks", [])  # snapshots taken since the last sync (weak references)
 
     def __setattr__(self, name: str, value: int) -> None:
-        """``cpu.rax = value``: kept (masked to the register's width) until ``sync``."""
+        """``cpu.rax = value`` (or a selector, ``cs.sel``): kept, masked to the register's width,
+        until ``sync``; a live snapshot notes the old value first. The cpu's own slots are set
+        as any attribute."""
         if name in _SLOTS:
             object.__setattr__(self, name, value)
-        else:
-            self._set(name, value)
-
-    def _get(self, name: str) -> int:
-        value = self._cache.get(name)
-        if value is None:
-            uc_id = self._ids.get(name)
-            value = self._cache[name] = 0 if uc_id is None else self.reg_read(uc_id)
-        return value
-
-    def _set(self, name: str, value: int) -> None:
+            return
         if name not in self._ids:
             if name not in _REGISTER_SET:
                 raise AttributeError(f"{type(self).__name__!r} object has no register {name!r}")
@@ -152,6 +144,13 @@ class UnicornCpu:
                 mark.old[name] = self._get(name)
         self._cache[name] = value & self.width
         self._dirty.add(name)
+
+    def _get(self, name: str) -> int:
+        value = self._cache.get(name)
+        if value is None:
+            uc_id = self._ids.get(name)
+            value = self._cache[name] = 0 if uc_id is None else self.reg_read(uc_id)
+        return value
 
     def written(self) -> set[str]:
         """Registers written since the last ``sync`` (and not yet sent to unicorn)."""
@@ -301,7 +300,7 @@ class UnicornCpu:
             mark = ref()
             if mark is not None:
                 mark.old.setdefault(key, self.segment_base(name))
-        self._set(f"{name.lower()}.sel", selector)
+        setattr(self, f"{name.lower()}.sel", selector)
         self._cache.pop(_BASE[name], None)  # a new selector: its base is worked out afresh
 
 
