@@ -72,7 +72,9 @@ class Hypervisor:
         self.injected: list[Fault] = []
         self.pending: _Pending | None = None
         self.xen2010 = Xen2010()  # the vCPU fields the 2010 patch added
-        self._last: tuple = (None, None, None, None)  # _outcome's (exit, result, request, it)
+        self._last: tuple = (None, None, None, None)  # (exit, result, request, Outcome)
+        # of the last exit with nothing to record or inject (set by _outcome): handle hands that
+        # Outcome out again for an exit just like it
         self.recording = recording
         self.timed = recording if timed is None else timed
 

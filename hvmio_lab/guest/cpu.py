@@ -4,8 +4,8 @@ A VM exit reads only what its path asks for: values are cached for the exit and 
 by ``sync`` before the guest resumes. Plain registers and the descriptor tables' registers
 go straight to unicorn's C API (``uc_api.registers``, ``uc_api.table_register``); MSRs
 through the binding. The cache is the object's own ``__dict__``, so a register read once
-(``cpu.rax``) is a plain attribute after that, with no Python call: an exit reads 7 (a status
-poll) to 14 (a ``rep insw``) of them, and through a property each was a call.
+(``cpu.rax``) is a plain attribute after that, with no Python call. A status-poll exit asks
+for 7 register values and a ``rep insw`` for 14; through properties each ask was a call.
 
 Segment bases, as the guest CPU uses them:
 - real mode (CR0.PE = 0): selector × 16, as a real-mode load sets it;
@@ -314,7 +314,7 @@ class _Register:
     def __init__(self, name: str):
         self.name = name
 
-    def __get__(self, cpu: UnicornCpu | None, owner: type | None = None):
+    def __get__(self, cpu: UnicornCpu | None, owner: type | None = None) -> int | _Register:
         return self if cpu is None else cpu._get(self.name)
 
 
