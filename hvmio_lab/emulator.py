@@ -202,7 +202,7 @@ def execute(machine: Machine, insn: IoInstruction, access: IoAccess | None = Non
     nbytes = n * size
     memory = machine.memory
     try:
-        memory.check(low, nbytes, write=is_in)
+        memory.check(low, nbytes, is_in)  # (write=is_in, without keyword handling)
     except PageFault as fault:
         return Execution(insn, access, 0, False, fault)
 
@@ -234,12 +234,15 @@ def execute(machine: Machine, insn: IoInstruction, access: IoAccess | None = Non
     if done:  # no element, no register write (not even a zero extension)
         step = done * size
         pointer = (pointer - step if down else pointer + step) & mask
+        # the pointer and the count are within the address size already: a 32- or 64-bit one
+        # is the whole register (merge_gpr zero-extends 32 bits); only 16 bits merge
         if is_in:
-            cpu.rdi = merge_gpr(cpu.rdi, pointer, reg_bytes)
+            cpu.rdi = pointer if reg_bytes != 2 else merge_gpr(cpu.rdi, pointer, 2)
         else:
-            cpu.rsi = merge_gpr(cpu.rsi, pointer, reg_bytes)
+            cpu.rsi = pointer if reg_bytes != 2 else merge_gpr(cpu.rsi, pointer, 2)
         if rep:
-            cpu.rcx = merge_gpr(cpu.rcx, count - done, reg_bytes)
+            left = count - done
+            cpu.rcx = left if reg_bytes != 2 else merge_gpr(cpu.rcx, left, 2)
     if error is not None:
         raise error
     finished = done == count

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .devices import Device, ones
+from .devices import Device
 from .errors import DeviceError
 from .exits import IoAccess, SvmIoExit, VmxIoExit
 from .machine import WIDTH_MASK, Machine, merge_gpr
@@ -43,7 +43,7 @@ def run(
         if is_in:  # the bus fills with ones where nothing answers
             data = bus.read_at(device, port, size)
         else:
-            bus.write_at(device, port, size, cpu.rax & ones(size))
+            bus.write_at(device, port, size, cpu.rax)  # the bus masks it to the size
     except DeviceError as e:
         return _new(PathResult, ("fast", io, None, False, 0, e, None, False))
     if lap is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, NamedTuple
 
-from .devices import device_name, ones
+from .devices import ONES, device_name
 from .errors import HvmioError
 from .exits import IoAccess, SvmIoExit, VmxIoExit
 from .machine import StateDiff
@@ -67,17 +67,17 @@ def request_for(access: IoAccess, device: object, rax: int) -> IoRequest:
     """The request an access sends to the device model: OUT data for a non-string write.
 
     Without data (IN, INS, OUTS) it is the same immutable record every time, so it is kept,
-    by the identities of the access and the device (which the entry keeps alive)."""
-    if not (access[2] or access[3]):  # is_in, string: a non-string OUT carries its data
-        return _new(IoRequest, (access, rax & ones(access[1]), device_name(device)))
+    by the identities of the access and the device (which the entry keeps alive); an OUT's
+    takes the device's name from there."""
     hit = _REQUESTS.get(id(access))
-    if hit is not None and hit[0] is device and hit[1][0] is access:
+    if hit is None or hit[0] is not device or hit[1][0] is not access:
+        if len(_REQUESTS) >= 4096:  # bounded: hand-made records may bring new accesses forever
+            _REQUESTS.clear()
+        request = _new(IoRequest, (access, None, device_name(device)))
+        hit = _REQUESTS[id(access)] = (device, request)
+    if access[2] or access[3]:  # is_in, string: only a non-string OUT carries data
         return hit[1]
-    if len(_REQUESTS) >= 4096:  # bounded: hand-made records may bring new accesses forever
-        _REQUESTS.clear()
-    request = _new(IoRequest, (access, None, device_name(device)))
-    _REQUESTS[id(access)] = (device, request)
-    return request
+    return _new(IoRequest, (access, rax & ONES[access[1]], hit[1][2]))
 
 
 _REQUESTS: dict[int, tuple[object, IoRequest]] = {}  # id(access) → (device, its request)

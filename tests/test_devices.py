@@ -337,6 +337,23 @@ def test_identify_strings_are_byte_swapped_ata_strings():
         assert text.isprintable() and text.strip()
 
 
+def test_each_disk_identifies_with_its_own_size_and_model():
+    """The IDENTIFY block is worked out once per size and kept: a disk of another size, or a
+    disk class with another model string, must still answer with its own words 60-61 and 27-46,
+    in either order of first use."""
+
+    class OtherDisk(AtaDisk):
+        MODEL = "ANOTHER DISK"
+
+    for sectors, kind in ((8, AtaDisk), (16, AtaDisk), (8, OtherDisk), (8, AtaDisk)):
+        disk = kind(make_image(sectors))
+        bus = Bus()
+        disk.attach_to(bus)
+        words = identify_words(bus)
+        assert words[60] | words[61] << 16 == sectors
+        assert ata_string(words[27:47]).rstrip(" ") == kind.MODEL
+
+
 def test_identify_block_as_bytes_puts_the_first_character_second():
     # In memory (little-endian words) the model's first two characters appear swapped.
     _, bus = _disk()

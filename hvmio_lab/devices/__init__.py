@@ -13,7 +13,7 @@ from typing import Protocol
 
 from .a20 import SystemControlA
 from .ata import AtaDisk
-from .bus import Bus, BusEvent, Clock, Device, Location, device_name, ones
+from .bus import ONES, Bus, BusEvent, Clock, Device, Location, device_name, ones
 from .cmos import CmosRtc
 from .debugcon import DebugConsole
 from .fw_cfg import FwCfg, FwCfgFile
@@ -36,6 +36,7 @@ class Board(Protocol):
 
 __all__ = [
     "I8042",
+    "ONES",
     "AtaDisk",
     "Bus",
     "BusEvent",

@@ -6,6 +6,8 @@ from .. import resources
 from ..errors import DeviceError
 from .bus import Bus, Location, ones
 
+_IDENTIFY: dict[tuple[type, int], bytes] = {}  # (disk class, sectors) → its IDENTIFY block
+
 
 class AtaDisk:
     """ATA/IDE primary channel, master drive, PIO only (ATA/ATAPI-6, T13/1410D).
@@ -41,7 +43,6 @@ class AtaDisk:
             raise DeviceError(f"busy_polls is a count of status reads ≥ 0, got {busy_polls!r}")
         self.image = bytes(image)
         self.busy_polls = busy_polls
-        self._identify: bytes | None = None
         self.reset()
 
     @property
@@ -82,10 +83,14 @@ class AtaDisk:
         return max(1, min(16383, self.sectors // (heads * spt))), heads, spt
 
     def identify_block(self) -> bytes:
-        """The 512 bytes IDENTIFY DEVICE returns; worked out once, as the image never changes."""
-        if self._identify is None:
-            self._identify = self._build_identify()
-        return self._identify
+        """The 512 bytes IDENTIFY DEVICE returns. They depend only on the size (and the class's
+        strings), so they are worked out once per size, not once per disk: every guest run
+        builds a fresh disk."""
+        key = (type(self), self.sectors)
+        block = _IDENTIFY.get(key)
+        if block is None:
+            block = _IDENTIFY[key] = self._build_identify()
+        return block
 
     def _build_identify(self) -> bytes:
         """Only the words that are not zero are set, strings byte-swapped by slices: a fresh

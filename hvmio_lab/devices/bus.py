@@ -62,7 +62,7 @@ def device_name(device: object) -> str:
 
 _SIZES = frozenset({1, 2, 4})
 ELEMENT_FORMAT = {1: "B", 2: "H", 4: "I"}  # struct's code for an element of each size
-_MASK = {size: ones(size) for size in _SIZES}  # a lookup, on the path of every access
+ONES = {size: ones(size) for size in _SIZES}  # ones() as a lookup, on the path of every access
 
 
 def _refuse(port: object, size: object) -> NoReturn:
@@ -143,7 +143,7 @@ class Bus:
         ``device_at(port)`` returned (None where nothing claims it). A dispatcher asks where
         an access goes before doing it; this spares it asking twice, and keeps the rules
         (the size, the all-ones of an unclaimed port, the log) in one place."""
-        mask = _MASK.get(size) if size.__class__ is int else None  # True and 2.0 find none
+        mask = ONES.get(size) if size.__class__ is int else None  # True and 2.0 find none
         if mask is None:
             _refuse(port, size)
         if device is None:
@@ -159,7 +159,7 @@ class Bus:
 
     def write_at(self, device: Device | None, port: int, size: int, value: int) -> None:
         """``write`` on the device ``device_at(port)`` returned (see ``read_at``)."""
-        mask = _MASK.get(size) if size.__class__ is int else None  # True and 2.0 find none
+        mask = ONES.get(size) if size.__class__ is int else None  # True and 2.0 find none
         if mask is None:
             _refuse(port, size)
         value &= mask

@@ -234,18 +234,21 @@ class UnicornCpu:
 
     # ------------------------------------------------------------------ modes and segments
 
+    # (CR0 and the selectors are registers of the cache too: ``self.cr0`` and
+    # ``getattr(self, "cs.sel")`` cost no Python call once read, as an exit's first read did)
+
     @property
     def protected(self) -> bool:
-        return self.start_mode == 64 or bool(self._get("cr0") & CR0_PE)
+        return self.start_mode == 64 or bool(self.cr0 & CR0_PE)
 
     @property
     def mode(self) -> int:
         """The code size the CPU runs with now: 16, 32 or 64 (CS's D and L bits, CR0.PE)."""
         if self.start_mode == 64:
             return 64
-        if not self.protected:
+        if not self.cr0 & CR0_PE:
             return 16
-        selector = self._get("cs.sel")
+        selector = getattr(self, "cs.sel")
         if selector & ~3 == 0:
             return self.start_mode
         flags = self._descriptor(selector)[1]
@@ -254,8 +257,7 @@ class UnicornCpu:
         return 32 if flags & _DESC_D else 16
 
     def segment(self, name: str) -> Segment:
-        selector = self._get(_SELECTOR[name])
-        return Segment(selector, self.segment_base(name))
+        return Segment(getattr(self, _SELECTOR[name]), self.segment_base(name))
 
     def segment_base(self, name: str) -> int:
         """Worked out once an exit, and kept in the cache with the registers: a string exit
@@ -270,8 +272,8 @@ class UnicornCpu:
     def _base(self, name: str) -> int:
         if self.start_mode == 64:
             return self._get(f"{name.lower()}.base") if name in ("FS", "GS") else 0
-        selector = self._get(_SELECTOR[name])
-        if not self.protected:
+        selector = getattr(self, _SELECTOR[name])
+        if not self.cr0 & CR0_PE:
             return selector << 4
         if selector & ~3 == 0:
             return 0
@@ -318,6 +320,6 @@ class _Register:
         return self if cpu is None else cpu._get(self.name)
 
 
-for _name in REGISTERS:
+for _name in register_ids(wide=True):  # the registers, selectors, FS/GS bases and CR0
     setattr(UnicornCpu, _name, _Register(_name))
 _SLOTS = frozenset(UnicornCpu.__slots__)
