@@ -39,6 +39,7 @@ __all__ = [
 
 _new = tuple.__new__  # a named tuple from all its fields, without the keyword handling
 _LOOK_UP = object()  # not told the device: ask the bus
+_DONE: dict[int, PathResult] = {}  # id(access) → the result of an IN/OUT doing it (see ``run``)
 
 
 class Execution(NamedTuple):
@@ -175,23 +176,27 @@ def execute(machine: Machine, insn: IoInstruction, access: IoAccess | None = Non
     IO_EXITS.md §7 item 8); the #PF comes back in ``Execution.fault``, RIP unmoved. A
     DeviceError propagates (the hypervisor injects #GP), after committing the elements done.
     """
-    cpu = machine.cpu
     if access is None:
-        access = insn.access(cpu.rdx)
-    port = access[0]
-    # length, mnemonic, size, is_in, string, rep, address size, segment: one unpack
-    _, _, size, is_in, string, rep, address_size, segment = insn[:8]
-    if not string:
-        value = _port_io(machine, insn, port)
-        return _new(Execution, (insn, access, 1, True, None, value.to_bytes(size, "little")))
+        access = insn.access(machine.cpu.rdx)
+    if not insn[4]:  # not string I/O
+        value = _port_io(machine, insn, access[0])
+        return _new(Execution, (insn, access, 1, True, None, value.to_bytes(insn[2], "little")))
+    return _new(Execution, (insn, access, *_string_io(machine, insn, access[0])))
 
+
+def _string_io(machine: Machine, insn: IoInstruction, port: int
+               ) -> tuple[int, bool, PageFault | None, bytes]:  # fmt: skip
+    """INS/OUTS for ``execute``: (elements, done, fault, data), its last four fields."""
+    cpu = machine.cpu
+    # size, is_in, string, rep, address size, segment: one unpack
+    size, is_in, _, rep, address_size, segment = insn[2:8]
     mask = WIDTH_MASK[address_size]
     reg_bytes = address_size // 8
     if rep:
         count = cpu.rcx & mask
         if count == 0:  # nothing happens, not even RCX's zero extension
             _advance(machine, insn)
-            return Execution(insn, access, 0, True)
+            return 0, True, None, b""
     else:
         count = 1
     pointer = (cpu.rdi if is_in else cpu.rsi) & mask
@@ -204,7 +209,7 @@ def execute(machine: Machine, insn: IoInstruction, access: IoAccess | None = Non
     try:
         memory.check(low, nbytes, is_in)  # (write=is_in, without keyword handling)
     except PageFault as fault:
-        return Execution(insn, access, 0, False, fault)
+        return 0, False, fault, b""
 
     fmt = ELEMENT_FORMAT[size]
     error = None
@@ -248,7 +253,7 @@ def execute(machine: Machine, insn: IoInstruction, access: IoAccess | None = Non
     finished = done == count
     if finished:
         _advance(machine, insn)
-    return _new(Execution, (insn, access, done, finished, None, moved))
+    return done, finished, None, moved
 
 
 def decode_fetched(machine: Machine, code: bytes) -> IoInstruction:
@@ -286,19 +291,30 @@ def run(
     ``device_at`` for the access's port, when the caller has routed it already."""
     if access is None:
         access = insn.access(machine.cpu.rdx)
-    if insn[4]:  # string
-        try:
-            done = execute(machine, insn, access)
-        except DeviceError as e:
-            return _new(PathResult, ("emulate", access, insn, False, 0, e, None, False))
-        _, access, elements, finished, fault, _ = done
-        # path, access, instruction, done, elements, trouble, request, reemulated
-        return _new(PathResult, ("emulate", access, insn, finished, elements, fault, None, False))
+    finished, elements = True, 1
     try:
-        _port_io(machine, insn, access[0], device)
+        if insn[4]:  # string
+            elements, finished, fault, _ = _string_io(machine, insn, access[0])
+            if fault is not None:
+                # path, access, instruction, done, elements, trouble, request, reemulated
+                return _new(PathResult, ("emulate", access, insn, False, 0, fault, None, False))
+        else:
+            _port_io(machine, insn, access[0], device)
     except DeviceError as e:
         return _new(PathResult, ("emulate", access, insn, False, 0, e, None, False))
-    return _new(PathResult, ("emulate", access, insn, True, 1, None, None, False))
+    # An exit that went through gives the same immutable record whenever the access is the
+    # same one, the instruction decodes the same (equal, though decoded afresh) and as many
+    # elements were done: kept by the access's identity, as the fast path keeps its own, so
+    # that the Hypervisor can hand out a repeated exit's Outcome again. Fetch and decode still
+    # run every exit.
+    result = _DONE.get(id(access))
+    if (result is None or result[1] is not access or result[3] is not finished
+            or result[4] != elements or result[2] != insn):  # fmt: skip
+        if len(_DONE) >= 4096:  # bounded, as the accesses are
+            _DONE.clear()
+        result = _DONE[id(access)] = _new(PathResult, ("emulate", access, insn, finished,
+                                                       elements, None, None, False))  # fmt: skip
+    return result
 
 
 def emulate(machine: Machine) -> Execution:

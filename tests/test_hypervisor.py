@@ -192,6 +192,38 @@ def test_kept_results_and_requests_follow_the_device_and_the_access():
     assert hv.counters["fast"] == 2 and hv2.counters["faults"] == 1
 
 
+def test_the_emulators_kept_results_follow_the_instruction_and_the_elements_done():
+    """The emulator keeps the result of an exit that went through, as the fast path does. Two
+    instructions with the same access (``in eax, dx`` and ``cs in eax, dx``: a segment prefix
+    changes nothing but the length) must each report their own instruction and step RIP by
+    their own length (SDM: RIP + length); a ``rep insw`` must report the elements it did this
+    exit (256, then 3), not the last exit's count."""
+    machine = Machine.pc(64)
+    machine.memory.write(0x1000, b"\xed")
+    machine.memory.write(0x2000, b"\x2e\xed")
+    hv = Hypervisor(machine, "svm", "emulate", recording=False)
+    for rip, length in ((0x1000, 1), (0x2000, 2), (0x1000, 1), (0x2000, 2)):
+        machine.cpu.rip, machine.cpu.rdx = rip, 0x1F48
+        outcome = hv.handle(intercept(machine, "svm"))
+        assert outcome.done and outcome.instruction.length == length
+        assert outcome.instruction.code == machine.memory.read(rip, length)
+        assert machine.cpu.rip == rip + length
+    assert hv.counters["emulate"] == 4
+
+    bus = machine.bus  # READ SECTORS, 2 sectors from LBA 0, on the ATA disk
+    for port, value in ((0x1F6, 0xE0), (0x1F2, 2), (0x1F3, 0), (0x1F4, 0), (0x1F5, 0),
+                        (0x1F7, 0x20)):  # fmt: skip
+        bus.write(port, 1, value)
+    machine.memory.write(0x3000, b"\xf3\x66\x6d")  # rep insw
+    for count in (256, 3):
+        while bus.read(0x1F7, 1) & 0x80:  # BSY
+            pass
+        machine.cpu.rip, machine.cpu.rcx, machine.cpu.rdx, machine.cpu.rdi = (
+            0x3000, count, 0x1F0, 0x10000)
+        outcome = hv.handle(intercept(machine, "svm"))
+        assert outcome.elements == count and outcome.done and machine.cpu.rcx == 0
+
+
 @pytest.mark.parametrize("vendor", ["svm", "vmx"])
 def test_an_unrecorded_outcome_names_the_record_it_handled(vendor):
     """Two sites reading one port give equal accesses (the same kept object) and the same
