@@ -39,7 +39,7 @@ __all__ = [
 
 _new = tuple.__new__  # a named tuple from all its fields, without the keyword handling
 _LOOK_UP = object()  # not told the device: ask the bus
-_DONE: dict[int, PathResult] = {}  # id(access) → the result of an IN/OUT doing it (see ``run``)
+_DONE: dict[int, PathResult] = {}  # id(access) → an exit's result that went through (``run``)
 
 
 class Execution(NamedTuple):
@@ -186,7 +186,8 @@ def execute(machine: Machine, insn: IoInstruction, access: IoAccess | None = Non
 
 def _string_io(machine: Machine, insn: IoInstruction, port: int
                ) -> tuple[int, bool, PageFault | None, bytes]:  # fmt: skip
-    """INS/OUTS for ``execute``: (elements, done, fault, data), its last four fields."""
+    """INS/OUTS, the part ``execute`` and ``run`` share: (elements, done, fault, data), the
+    last four fields of an ``Execution``."""
     cpu = machine.cpu
     # size, is_in, string, rep, address size, segment: one unpack
     size, is_in, _, rep, address_size, segment = insn[2:8]

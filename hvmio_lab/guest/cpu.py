@@ -96,7 +96,8 @@ class Before(Mapping):
 
 
 class UnicornCpu:
-    """Registers of a unicorn x86 CPU as attributes (``rax`` … ``rflags``), plus segments.
+    """Registers of a unicorn x86 CPU as attributes (``rax`` … ``rflags``, ``cr0``, and the
+    selectors by their ``register_values`` names: ``getattr(cpu, "cs.sel")``), plus segments.
 
     ``start_mode`` is the mode unicorn was started in: 64 for a long-mode guest (taken to stay
     in long mode), otherwise the guest may switch between real and protected mode and
@@ -234,8 +235,8 @@ class UnicornCpu:
 
     # ------------------------------------------------------------------ modes and segments
 
-    # (CR0 and the selectors are registers of the cache too: ``self.cr0`` and
-    # ``getattr(self, "cs.sel")`` cost no Python call once read, as an exit's first read did)
+    # (CR0 and the selectors have a _Register each, as RAX has: once read in an exit,
+    # ``self.cr0`` and ``getattr(self, "cs.sel")`` are plain attribute reads, no Python call)
 
     @property
     def protected(self) -> bool:
@@ -320,6 +321,6 @@ class _Register:
         return self if cpu is None else cpu._get(self.name)
 
 
-for _name in register_ids(wide=True):  # the registers, selectors, FS/GS bases and CR0
+for _name in (*REGISTERS, *_SELECTOR.values(), "cr0"):
     setattr(UnicornCpu, _name, _Register(_name))
 _SLOTS = frozenset(UnicornCpu.__slots__)
