@@ -588,7 +588,7 @@ def test_the_vcpu_reads_cr0_and_selectors_as_registers_and_follows_a_mode_switch
     """CR0 and the selectors are registers of the vCPU view like RAX: read from unicorn on
     first use, written back at ``sync``. ``mode`` and the segment bases follow CR0.PE: real
     mode (base = selector × 16) until PE is set, then the descriptor table (SDM Vol. 3
-    §3.4.5), here a GDT entry with base 0x12345000 and D = 1."""
+    §3.4.5), here a GDT entry with base 0x12345000."""
     from unicorn import UC_ARCH_X86, UC_MODE_32, Uc
     from unicorn import x86_const as ux
 
@@ -596,20 +596,19 @@ def test_the_vcpu_reads_cr0_and_selectors_as_registers_and_follows_a_mode_switch
 
     memory = bytearray(1 << 20)
     uc = Uc(UC_ARCH_X86, UC_MODE_32)
-    uc.mem_map(0, 1 << 20)
     cr0 = uc.reg_read(ux.UC_X86_REG_CR0) & ~1
     uc.reg_write(ux.UC_X86_REG_CR0, cr0)  # real mode
     uc.reg_write(ux.UC_X86_REG_DS, 0x10)
     cpu = UnicornCpu(uc, 16, memory)
     assert cpu.cr0 == cr0 and getattr(cpu, "ds.sel") == 0x10
-    assert cpu.mode == 16 and not cpu.protected and cpu.segment_base("DS") == 0x100
+    assert cpu.mode == 16 and cpu.segment_base("DS") == 0x100
     # a GDT at 0x8000 whose entry 2 (selector 0x10) has base 0x12345000, D = 1
     memory[0x8010:0x8018] = bytes((0xFF, 0xFF, 0x00, 0x50, 0x34, 0x93, 0xCF, 0x12))
     uc.reg_write(ux.UC_X86_REG_GDTR, (0, 0x8000, 0x17, 0))
     cpu.cr0 = cr0 | 1
     cpu.sync()
     assert uc.reg_read(ux.UC_X86_REG_CR0) & 1  # the write reached unicorn at sync
-    assert cpu.protected and cpu.segment_base("DS") == 0x12345000
+    assert cpu.segment_base("DS") == 0x12345000
 
 
 def test_an_error_inside_the_io_hook_reaches_the_caller():

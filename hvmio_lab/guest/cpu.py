@@ -239,10 +239,6 @@ class UnicornCpu:
     # ``self.cr0`` and ``getattr(self, "cs.sel")`` are plain attribute reads, no Python call)
 
     @property
-    def protected(self) -> bool:
-        return self.start_mode == 64 or bool(self.cr0 & CR0_PE)
-
-    @property
     def mode(self) -> int:
         """The code size the CPU runs with now: 16, 32 or 64 (CS's D and L bits, CR0.PE)."""
         if self.start_mode == 64:
