@@ -96,6 +96,22 @@ def test_stepping_shows_what_each_exit_did():
     assert guest.devices["uart"].text == "" and guest.exits == 0
 
 
+@pytest.mark.parametrize("recording, timed", [(True, False), (True, True), (False, True),
+                                              (False, False)])  # fmt: skip
+def test_outcomes_keeps_every_exit_while_recording_and_none_otherwise(recording, timed):
+    """The stepper and the trace writer read ``outcomes``: one Outcome per exit, in order, each
+    with its state diff, while recording; nothing kept with recording off, timed or not (a
+    long unrecorded run must not grow)."""
+    guest = Guest("uart_hello", "vmx", "emulate", recording=recording, timed=timed)
+    result = guest.run()
+    assert result.success and result.exits > 10
+    if recording:
+        assert len(guest.outcomes) == result.exits
+        assert all(o.diff is not None and o.diff.register("rip") for o in guest.outcomes)
+        assert guest.outcomes[0].access.port == 0x3FD  # the LSR poll comes first
+    else:
+        assert guest.outcomes == []
+
 def test_a_guest_without_exits_is_stopped():
     spin = Program("spin", 64, 0x10000, 0x80000, b"\xeb\xfe", "jmp $", 0xAA, {})
     guest = Guest(spin)
@@ -526,7 +542,7 @@ def test_registers_read_through_the_c_api_as_the_binding_reads_them():
     ids = (*wide, ux.UC_X86_REG_R9, ux.UC_X86_REG_DS, ux.UC_X86_REG_CS)
     expected = [uc.reg_read(reg) for reg in ids]
     assert expected[-3] == 0xFEDC_BA98_7654_3210 and expected[-2] == 0x2B
-    assert batch(ids)() == expected
+    assert list(batch(ids)()) == expected
     for reg, value in zip(ids, expected, strict=True):
         read(ux.UC_X86_REG_RAX)  # leaves 64 bits of RAX in the cell before a selector
         assert read(reg) == value

@@ -132,19 +132,20 @@ class UnicornCpu:
         """``cpu.rax = value`` (or a selector, ``cs.sel``): kept, masked to the register's width,
         until ``sync``; a live snapshot notes the old value first. The cpu's own slots are set
         as any attribute."""
-        if name in _SLOTS:
+        if name in self._ids:  # a register (never one of the slots)
+            if self._marks:
+                for ref in self._marks:
+                    mark = ref()
+                    if mark is not None and name not in mark.old:
+                        mark.old[name] = self._get(name)
+            self._cache[name] = value & self.width
+            self._dirty.add(name)
+        elif name in _SLOTS:
             object.__setattr__(self, name, value)
-            return
-        if name not in self._ids:
-            if name not in _REGISTER_SET:
-                raise AttributeError(f"{type(self).__name__!r} object has no register {name!r}")
+        elif name in _REGISTER_SET:
             raise HvmioError(f"{name} does not exist outside 64-bit mode")
-        for ref in self._marks:
-            mark = ref()
-            if mark is not None and name not in mark.old:
-                mark.old[name] = self._get(name)
-        self._cache[name] = value & self.width
-        self._dirty.add(name)
+        else:
+            raise AttributeError(f"{type(self).__name__!r} object has no register {name!r}")
 
     def _get(self, name: str) -> int:
         value = self._cache.get(name)
@@ -193,10 +194,11 @@ class UnicornCpu:
                 cache.update(absent)
 
             return read_one
-        read_batch = self._batch(reg_ids) if reg_ids else list
+        read_batch = self._batch(reg_ids) if reg_ids else tuple
 
         def read_all() -> None:
-            cache.update(zip(known, read_batch(), strict=True))
+            # one value per name by construction; strict= would parse a keyword every exit
+            cache.update(zip(known, read_batch()))  # noqa: B905
             cache.update(absent)
 
         return read_all
@@ -257,24 +259,24 @@ class UnicornCpu:
         return Segment(getattr(self, _SELECTOR[name]), self.segment_base(name))
 
     def segment_base(self, name: str) -> int:
-        """Worked out once an exit, and kept in the cache with the registers: a string exit
-        asks for CS's (the record, the fetch) and ES's (the store, the element unicorn stores)
-        twice each."""
+        """The base by the rules above, worked out once an exit and kept in the cache with the
+        registers: a string exit asks for CS's (the record, the fetch) and ES's (the store,
+        the element unicorn stores) twice each."""
         key = _BASE[name]
         base = self._cache.get(key)
         if base is None:
-            base = self._cache[key] = self._base(name)
+            if self.start_mode == 64:
+                base = self._get(f"{name.lower()}.base") if name in ("FS", "GS") else 0
+            else:
+                selector = getattr(self, _SELECTOR[name])
+                if not self.cr0 & CR0_PE:
+                    base = selector << 4
+                elif selector & ~3 == 0:
+                    base = 0
+                else:
+                    base = self._descriptor(selector)[0]
+            self._cache[key] = base
         return base
-
-    def _base(self, name: str) -> int:
-        if self.start_mode == 64:
-            return self._get(f"{name.lower()}.base") if name in ("FS", "GS") else 0
-        selector = getattr(self, _SELECTOR[name])
-        if not self.cr0 & CR0_PE:
-            return selector << 4
-        if selector & ~3 == 0:
-            return 0
-        return self._descriptor(selector)[0]
 
     def _descriptor(self, selector: int) -> tuple[int, int]:
         """(base, byte 6) of the descriptor ``selector`` names, read from guest memory."""

@@ -764,7 +764,7 @@ class Guest:
         self.machine.clock.ns += EXIT_QUANTUM_NS  # (advance's check, for a constant it passes)
         if outcome.fault is not None:
             raise HvmioError(f"{self.program.name}: the hypervisor injected {outcome.fault}")
-        if hypervisor.recording:
+        if outcome.diff is not None:  # a recorded exit (recording is on): kept
             self.outcomes.append(outcome)
             exit_rip = outcome.exit.rip
             if exit_rip not in self.io_sites:
