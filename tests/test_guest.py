@@ -112,6 +112,7 @@ def test_outcomes_keeps_every_exit_while_recording_and_none_otherwise(recording,
     else:
         assert guest.outcomes == []
 
+
 def test_a_guest_without_exits_is_stopped():
     spin = Program("spin", 64, 0x10000, 0x80000, b"\xeb\xfe", "jmp $", 0xAA, {})
     guest = Guest(spin)

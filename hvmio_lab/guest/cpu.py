@@ -133,11 +133,10 @@ class UnicornCpu:
         until ``sync``; a live snapshot notes the old value first. The cpu's own slots are set
         as any attribute."""
         if name in self._ids:  # a register (never one of the slots)
-            if self._marks:
-                for ref in self._marks:
-                    mark = ref()
-                    if mark is not None and name not in mark.old:
-                        mark.old[name] = self._get(name)
+            for ref in self._marks:
+                mark = ref()
+                if mark is not None and name not in mark.old:
+                    mark.old[name] = self._get(name)
             self._cache[name] = value & self.width
             self._dirty.add(name)
         elif name in _SLOTS:
