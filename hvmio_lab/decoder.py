@@ -37,6 +37,7 @@ from typing import NamedTuple
 from .errors import HvmioError, InvalidInstruction
 from .exits import MAX_INSTRUCTION_LENGTH, IoAccess
 from .fields import NULL_SEGMENTS_64
+from .kept import keep
 
 MODES = (16, 32, 64)
 _new = tuple.__new__  # a named tuple from all its fields, without the keyword handling
@@ -191,10 +192,7 @@ class IoInstruction(NamedTuple):
         if (access is None or access[1] is not form[0] or access[2] is not form[1]
                 or access[3] is not form[2] or access[4] is not form[3]
                 or access[5] is not form[4] or access[7] is not form[6]):  # fmt: skip
-            access = IoAccess(port, *form[:6], form[6])
-            if len(_ACCESSES) >= 4096:  # bounded: a fuzzer may try every port
-                _ACCESSES.clear()
-            _ACCESSES[key] = access
+            access = keep(_ACCESSES, key, IoAccess(port, *form[:6], form[6]))
         return access
 
     @property

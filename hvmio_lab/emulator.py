@@ -21,6 +21,7 @@ from .decoder import (
 from .devices.bus import ELEMENT_FORMAT, Device, PartialRead, PartialWrite, ones
 from .errors import DeviceError, GuestMemoryError, PageFault
 from .exits import MAX_INSTRUCTION_LENGTH, IoAccess
+from .kept import keep
 from .machine import PAGE_SIZE, RFLAGS_DF, WIDTH_MASK, Machine, Memory, merge_gpr
 from .outcome import PathResult
 
@@ -311,10 +312,8 @@ def run(
     result = _DONE.get(id(access))
     if (result is None or result[1] is not access or result[3] is not finished
             or result[4] != elements or result[2] != insn):  # fmt: skip
-        if len(_DONE) >= 4096:  # bounded, as the accesses are
-            _DONE.clear()
-        result = _DONE[id(access)] = _new(PathResult, ("emulate", access, insn, finished,
-                                                       elements, None, None, False))  # fmt: skip
+        done = _new(PathResult, ("emulate", access, insn, finished, elements, None, None, False))
+        result = keep(_DONE, id(access), done)
     return result
 
 

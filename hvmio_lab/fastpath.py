@@ -12,6 +12,7 @@ from collections.abc import Callable
 from .devices import Device
 from .errors import DeviceError
 from .exits import IoAccess, SvmIoExit, VmxIoExit
+from .kept import keep
 from .machine import WIDTH_MASK, Machine, merge_gpr
 from .outcome import PathResult
 
@@ -60,10 +61,8 @@ def run(
     if result is None or result[1] is not io:
         result = _DONE.get(id(io))
         if result is None or result[1] is not io:
-            if len(_DONE) >= 4096:  # bounded: hand-made records may bring new accesses forever
-                _DONE.clear()
             # path, access, instruction, done, elements, trouble, request, reemulated
-            result = _DONE[id(io)] = _new(PathResult, ("fast", io, None, True, 1, None, None,
-                                                       False))  # fmt: skip
+            result = keep(_DONE, id(io), _new(PathResult, ("fast", io, None, True, 1, None, None,
+                                                           False)))  # fmt: skip
         _LAST[0] = result
     return result

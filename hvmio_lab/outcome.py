@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .devices import ONES, device_name
 from .errors import HvmioError
 from .exits import IoAccess, SvmIoExit, VmxIoExit
+from .kept import keep
 from .machine import StateDiff
 
 if TYPE_CHECKING:
@@ -71,10 +72,8 @@ def request_for(access: IoAccess, device: object, rax: int) -> IoRequest:
     takes the device's name from there."""
     hit = _REQUESTS.get(id(access))
     if hit is None or hit[0] is not device or hit[1][0] is not access:
-        if len(_REQUESTS) >= 4096:  # bounded: hand-made records may bring new accesses forever
-            _REQUESTS.clear()
-        request = _new(IoRequest, (access, None, device_name(device)))
-        hit = _REQUESTS[id(access)] = (device, request)
+        hit = keep(_REQUESTS, id(access), (device, _new(IoRequest, (access, None,
+                                                                    device_name(device)))))
     if access[2] or access[3]:  # is_in, string: only a non-string OUT carries data
         return hit[1]
     return _new(IoRequest, (access, rax & ONES[access[1]], hit[1][2]))

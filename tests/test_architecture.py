@@ -38,6 +38,7 @@ ROOMS = {
     "errors": 0,
     "resources": 0,
     "lazy": 0,
+    "kept": 0,  # the bounded tables of kept records that the exit paths share
     "fields": 1,
     "exits": 2,
     "numbers": 2,

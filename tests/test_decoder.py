@@ -310,6 +310,19 @@ def test_access_fills_what_the_decoder_knows():
     assert imm.port == 0x80 and imm.immediate
 
 
+def test_every_port_in_turn_gets_its_own_access_and_the_kept_ones_stay_bounded():
+    """A guest (or a fuzzer) may walk all 65,536 ports with ``in al, dx``: each exit must still
+    name its own port, twice over, and what is kept between exits must not grow with them."""
+    from hvmio_lab import decoder, kept
+
+    insn = decode_instruction(b"\xec", 16)
+    for port in range(0x10000):
+        first = insn.access(port)
+        assert first.port == port and insn.access(port) is first  # the second ask is kept
+        assert len(decoder._ACCESSES) <= kept.LIMIT
+    assert insn.access(0x10000 | 0x3F8).port == 0x3F8  # DX's low 16 bits name the port
+
+
 def test_values_are_immutable_and_hashable():
     insn = decode_instruction(bytes.fromhex("66 E5 60"), 32)
     with pytest.raises(AttributeError):

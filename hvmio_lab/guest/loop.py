@@ -99,6 +99,7 @@ from ..errors import GuestRunaway, HvmioError, PageFault
 from ..exits import SvmIoExit, VmxIoExit
 from ..hardware import decode_io, disassembler, intercept
 from ..hypervisor import Hypervisor
+from ..kept import keep
 from ..machine import DEFAULT_MEMORY, PAGE_SIZE, RFLAGS_DF, WIDTH_MASK, Machine, merge_gpr
 from ..outcome import Outcome
 from . import realmode
@@ -111,7 +112,6 @@ INSTRUCTION_LIMIT = 50_000_000  # a guest that runs this long without an exit or
 _ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF}
 _SINGLE, _REP = 1, 2  # a site's kind: INS/OUTS without and with a repeat prefix
 _SITES: dict[tuple, tuple] = {}  # _site's records: (vendor, address…, port) → (bytes, record, kind)
-_SITE_LIMIT = 4096  # for code that keeps writing new code
 _IN_WRITES, _OUT_WRITES = frozenset(("rax", "rip")), frozenset(("rip",))
 # what the hook reads at once: RIP, RAX where it is used (an OUT sends it, an 8- or 16-bit IN
 # merges into it; a 32-bit IN zero-extends), and CS and CR0 for the mode outside long mode
@@ -502,9 +502,7 @@ class Guest:
         kind = (_REP if access.rep else _SINGLE) if access.string else 0
         end = at + (record.next_rip - record.rip) % (1 << 64)
         if end <= len(memory.data) and not memory.not_present:  # RAM only, like the exit paths
-            if len(_SITES) >= _SITE_LIMIT:
-                _SITES.clear()
-            _SITES[key] = (bytes(memory.data[at:end]), record, kind)
+            keep(_SITES, key, (bytes(memory.data[at:end]), record, kind))
         return record, kind
 
     def _exit_in_hook(self, uc, is_in: bool, port: int, size: int, changes,
